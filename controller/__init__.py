@@ -1,0 +1,1 @@
+"""stagectl: a GitOps promotion controller for the MLflow model registry."""

@@ -1,0 +1,119 @@
+"""Execute a plan: models concurrently, each model's steps in order, every write read back and verified."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from .errors import ControllerError
+from .model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
+
+NOT_ATTEMPTED = "not attempted: an earlier step of this model failed"
+
+
+class Writer(Protocol):
+    """What the applier needs of a registry (registry.Registry in production)."""
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage: ...
+    def stage_of(self, model: str, version: str) -> Stage: ...
+    def set_alias(self, model: str, alias: str, version: str) -> None: ...
+    def alias_target(self, model: str, alias: str) -> str: ...
+
+
+class VerificationError(ControllerError):
+    """A write went through but the registry does not show its result."""
+
+
+def apply(
+    plan: Plan,
+    registry: Writer,
+    *,
+    parallelism: int = 1,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> ApplyResult:
+    """Run every step; a failed step skips the rest of its model, other models go on."""
+    by_model: dict[str, list[int]] = {}
+    for index, step in enumerate(plan.steps):
+        by_model.setdefault(step.model, []).append(index)
+    outcomes: dict[int, Outcome] = {}
+    lock = threading.Lock()
+
+    def record(index: int, outcome: Outcome) -> None:
+        with lock:
+            outcomes[index] = outcome
+            on_outcome(outcome)
+
+    def run(indexes: list[int]) -> None:
+        _apply_model([(i, plan.steps[i]) for i in indexes], registry, record)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
+            future.result()
+    return ApplyResult(plan.tracking_uri, tuple(outcomes[i] for i in range(len(plan.steps))))
+
+
+def _apply_model(
+    steps: list[tuple[int, Step]], registry: Writer, record: Callable[[int, Outcome], None]
+) -> None:
+    failed = False
+    for index, step in steps:
+        if isinstance(step, Transition) and step.archived_by is not None:
+            continue  # performed, and recorded, by the promotion that archives it
+        covered = [(i, s) for i, s in steps if isinstance(s, Transition) and _archives(step, s)]
+        if failed:
+            for i, s in [(index, step), *covered]:
+                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED))
+            continue
+        try:
+            _execute(step, registry)
+        except Exception as e:  # noqa: BLE001 - one step's failure must not tear down the others
+            failed = True
+            record(index, Outcome(step, Status.FAILED, _reason(e)))
+            for i, s in covered:
+                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED))
+            continue
+        record(index, Outcome(step, Status.APPLIED))
+        for i, s in covered:
+            try:
+                _verify_stage(s, registry.stage_of(s.model, s.version))
+                record(i, Outcome(s, Status.APPLIED))
+            except Exception as e:  # noqa: BLE001
+                failed = True
+                record(i, Outcome(s, Status.FAILED, _reason(e)))
+
+
+def _archives(promoter: Step, step: Transition) -> bool:
+    return (
+        isinstance(promoter, Transition)
+        and promoter.archive_existing_versions
+        and step.archived_by == promoter.version
+        and step.from_stage is promoter.to_stage
+    )
+
+
+def _execute(step: Step, registry: Writer) -> None:
+    if isinstance(step, Transition):
+        # The server answers with the version as it now is: that answer is the read-back.
+        after = registry.transition(step.model, step.version, step.to_stage, step.archive_existing_versions)
+        _verify_stage(step, after)
+    else:
+        registry.set_alias(step.model, step.alias, step.version)
+        _verify_alias(step, registry.alias_target(step.model, step.alias))
+
+
+def _verify_stage(step: Transition, seen: Stage) -> None:
+    if seen is not step.to_stage:
+        raise VerificationError(f"the registry shows version {step.version} in {seen}, not {step.to_stage}")
+
+
+def _verify_alias(step: SetAlias, seen: str) -> None:
+    if seen != step.version:
+        raise VerificationError(f"the registry shows alias '{step.alias}' on version {seen}, not {step.version}")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ControllerError):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"

@@ -1,0 +1,157 @@
+"""The values that flow through the pipeline: desired state, live state, steps, plans and outcomes. No I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class Stage(enum.StrEnum):
+    """MLflow's stage names, in their canonical spelling."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+    @classmethod
+    def parse(cls, name: str | None) -> Stage:
+        """MLflow compares stage names case-insensitively, and reports a fresh version's stage as None."""
+        if name is None:
+            return cls.NONE
+        for stage in cls:
+            if stage.value.lower() == name.strip().lower():
+                return stage
+        raise ValueError(f"unknown stage {name!r}")
+
+
+def version_key(version: str) -> int:
+    """Versions are digit strings; they sort as numbers."""
+    return int(version)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredModel:
+    """What stages.yaml says about one registered model. None for a stage means: not declared, leave as is."""
+
+    name: str
+    production: frozenset[str] | None = None
+    staging: frozenset[str] | None = None
+    archived: frozenset[str] = frozenset()
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    position: Position = Position(1, 1)
+    # Where each version and alias is first written, so that a live check can point at the line.
+    version_positions: Mapping[str, Position] = field(default_factory=dict)
+    alias_positions: Mapping[str, Position] = field(default_factory=dict)
+
+    def declared(self) -> Mapping[Stage, frozenset[str]]:
+        """The stages this model's entry declares, each with exactly the versions that must be in it."""
+        stages = {Stage.PRODUCTION: self.production, Stage.STAGING: self.staging}
+        return {stage: versions for stage, versions in stages.items() if versions is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    path: str
+    models: tuple[DesiredModel, ...]  # sorted by name
+    tracking_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveVersion:
+    version: str
+    stage: Stage
+    status: str = "READY"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveModel:
+    name: str
+    versions: Mapping[str, LiveVersion]
+    aliases: Mapping[str, str]
+
+    def in_stage(self, stage: Stage) -> frozenset[str]:
+        return frozenset(v.version for v in self.versions.values() if v.stage is stage)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """The registry as read, for the models stages.yaml names; a model missing here does not exist."""
+
+    models: Mapping[str, LiveModel]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    model: str
+    version: str
+    from_stage: Stage
+    to_stage: Stage
+    # Set on a promotion that archives the stage's current occupants in the same server-side transaction,
+    # so the stage is never empty and never over-full in between.
+    archive_existing_versions: bool = False
+    # Set on an archive step that such a promotion performs: the version being promoted.
+    archived_by: str | None = None
+
+    action = "transition"
+
+
+@dataclass(frozen=True, slots=True)
+class SetAlias:
+    model: str
+    alias: str
+    version: str
+    from_version: str | None = None
+
+    action = "set_alias"
+
+
+Step = Transition | SetAlias
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Ordered steps: models by name, and within a model in execution order."""
+
+    tracking_uri: str  # as shown to users: credentials redacted
+    steps: tuple[Step, ...]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.steps
+
+    def models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(step.model for step in self.steps))
+
+
+class Status(enum.StrEnum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    step: Step
+    status: Status
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    tracking_uri: str
+    outcomes: tuple[Outcome, ...]  # in plan order
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status is Status.APPLIED for o in self.outcomes)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status is status)

@@ -1,0 +1,148 @@
+"""Pure planning: check desired state against live state, and compute the ordered steps between them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .errors import Problem
+from .model import (
+    DesiredModel,
+    DesiredState,
+    LiveModel,
+    LiveState,
+    Plan,
+    SetAlias,
+    Stage,
+    Step,
+    Transition,
+    version_key,
+)
+
+_SERVING = (Stage.PRODUCTION, Stage.STAGING)
+
+
+def check(desired: DesiredState, live: LiveState) -> tuple[Problem, ...]:
+    """What stages.yaml names that the registry does not have: missing models, missing or unready versions."""
+    problems = []
+    for model in desired.models:
+        have = live.models.get(model.name)
+        if have is None:
+            at = model.position
+            problems.append(Problem(desired.path, f"model '{model.name}' does not exist in the registry",
+                                    at.line, at.col))
+            continue
+        must_be_ready = set(model.aliases.values()).union(*model.declared().values())
+        for version, at in model.version_positions.items():
+            found = have.versions.get(version)
+            if found is None:
+                message = f"model '{model.name}' has no version {version}"
+                known = sorted(have.versions, key=version_key)
+                message += f" (it has {', '.join(known)})" if known else " (it has no versions)"
+            elif version in must_be_ready and found.status != "READY":
+                message = f"model '{model.name}' version {version} is {found.status}, not READY"
+            else:
+                continue
+            problems.append(Problem(desired.path, message, at.line, at.col))
+    return tuple(problems)
+
+
+def plan(desired: DesiredState, live: LiveState, tracking_uri: str) -> Plan:
+    """The steps that make the live registry match the file. The caller has checked(desired, live)."""
+    steps: list[Step] = []
+    for model in desired.models:
+        steps += plan_model(model, live.models[model.name])
+    return Plan(tracking_uri=tracking_uri, steps=tuple(steps))
+
+
+def plan_model(want: DesiredModel, have: LiveModel) -> list[Step]:
+    targets = _targets(want, have)
+    now = {v: have.versions[v].stage for v in targets}
+    steps = _ordered(want.name, targets, now, have)
+    for stage in _SERVING:
+        steps = _atomic_promotion(steps, stage, have)
+    return steps + _alias_steps(want, have)
+
+
+def _targets(want: DesiredModel, have: LiveModel) -> dict[str, Stage]:
+    """The stage each version must end in, for the versions that must move."""
+    target: dict[str, Stage] = {}
+    for stage, versions in want.declared().items():
+        for version in have.in_stage(stage) - versions:
+            target[version] = Stage.ARCHIVED  # unless declared elsewhere, below
+    for version in want.archived:
+        target[version] = Stage.ARCHIVED
+    for stage, versions in want.declared().items():
+        for version in versions:
+            target[version] = stage
+    return {v: s for v, s in target.items() if have.versions[v].stage is not s}
+
+
+def _ordered(model: str, targets: dict[str, Stage], now: dict[str, Stage], have: LiveModel) -> list[Step]:
+    """Archive, then moves between the serving stages, then promotions into staging, then into production.
+
+    Production wins every trade-off: a version leaving production for staging while another version comes
+    in is archived by that promotion and then brought to staging, so production is never empty and never
+    over-full, at the price of a moment with the version in Archived.
+    """
+    coming_in = any(s is Stage.PRODUCTION and now[v] is not Stage.PRODUCTION for v, s in targets.items())
+    staying = have.in_stage(Stage.PRODUCTION) - targets.keys()
+    swap_out = {v for v, s in targets.items() if now[v] is Stage.PRODUCTION and s is Stage.STAGING}
+    if coming_in and not staying and swap_out:
+        now_after_archive = {v: (Stage.ARCHIVED if v in swap_out else now[v]) for v in targets}
+        archives = [Transition(model, v, Stage.PRODUCTION, Stage.ARCHIVED) for v in swap_out]
+        rest = _ordered(model, targets, now_after_archive, have)
+        return sorted(archives + rest, key=_rank)
+    steps = [Transition(model, v, now[v], s) for v, s in targets.items()]
+    return sorted(steps, key=_rank)
+
+
+def _rank(step: Step) -> tuple[int, int]:
+    assert isinstance(step, Transition)
+    if step.to_stage is Stage.ARCHIVED:
+        category = 0
+    elif step.from_stage is Stage.PRODUCTION:
+        category = 1  # production → staging leaves production before anything enters it
+    elif step.from_stage is Stage.STAGING:
+        category = 2
+    elif step.to_stage is Stage.STAGING:
+        category = 3
+    else:
+        category = 4
+    return category, version_key(step.version)
+
+
+def _atomic_promotion(steps: list[Step], stage: Stage, have: LiveModel) -> list[Step]:
+    """Let the first promotion into `stage` archive that stage's leavers in one server-side transaction.
+
+    Only when, at that moment, the stage would hold exactly the versions that are being archived out of it:
+    MLflow's archive_existing_versions archives everything else in the stage, wanted or not.
+    """
+    transitions = [s for s in steps if isinstance(s, Transition)]
+    leavers = [s for s in transitions if s.from_stage is stage and s.to_stage is Stage.ARCHIVED]
+    first_in = next((i for i, s in enumerate(transitions) if s.to_stage is stage), None)
+    if not leavers or first_in is None:
+        return steps
+    occupants = set(have.in_stage(stage))
+    for step in transitions[:first_in]:
+        if step in leavers:
+            continue  # deferred: the promotion performs it
+        if step.from_stage is stage:
+            occupants.discard(step.version)
+        if step.to_stage is stage:
+            occupants.add(step.version)
+    if occupants != {s.version for s in leavers}:
+        return steps
+    promoter = transitions[first_in]
+    rewritten: dict[Transition, Transition] = {
+        promoter: dataclasses.replace(promoter, archive_existing_versions=True),
+        **{s: dataclasses.replace(s, archived_by=promoter.version) for s in leavers},
+    }
+    return [rewritten.get(s, s) if isinstance(s, Transition) else s for s in steps]
+
+
+def _alias_steps(want: DesiredModel, have: LiveModel) -> list[Step]:
+    return [
+        SetAlias(want.name, alias, version, have.aliases.get(alias))
+        for alias, version in sorted(want.aliases.items())
+        if have.aliases.get(alias) != version
+    ]

@@ -1,0 +1,172 @@
+"""The only module that talks to MLflow: read the live state of some models, and perform one write."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import RegistryError
+from .model import LiveModel, LiveState, LiveVersion, Stage
+from . import uris
+
+# MLflow's defaults retry a dead server for about four minutes; a reconcile job should say so in seconds.
+# Users keep the last word: a variable already set is left alone.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
+_PAGE_MODELS = 1000  # the server's maximum for search_registered_models
+_PAGE_VERSIONS = 200_000  # the server's maximum for search_model_versions
+_FILTER_CHARS = 3000  # keeps the GET query string well under servers' URL limits
+_TRANSIENT = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
+
+T = TypeVar("T")
+
+
+class Registry:
+    """A model registry at one tracking URI."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        self.uri = tracking_uri
+        self.display_uri = uris.redact(tracking_uri)
+        self._secrets = uris.secrets(tracking_uri)
+        _refuse_missing_sqlite(tracking_uri, self.display_uri)
+        # Stages are deprecated (MLflow 2.9) but still served; the README says so once, logs need not.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow(\.|$)")
+        warnings.filterwarnings("ignore", message=r".*[Ss]tages? .*deprecated.*", category=FutureWarning)
+        from mlflow.tracking._model_registry.client import ModelRegistryClient
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        # The registry client, unlike MlflowClient, sends no extra GET before each write.
+        self._client = self._call(lambda: ModelRegistryClient(tracking_uri, tracking_uri))
+
+    @property
+    def parallel_writes(self) -> bool:
+        """Whether concurrent writes are safe and useful: a server is; a local sqlite file locks."""
+        return self.uri.startswith(("http://", "https://", "databricks"))
+
+    def read(self, names: Collection[str]) -> LiveState:
+        """Every version and alias of the named models that exist; reads whole pages, never one per version."""
+        wanted = set(names)
+        aliases: dict[str, dict[str, str]] = {}
+        for rm in self._pages(lambda token: self._client.search_registered_models(
+                max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)):
+            if rm.name in wanted:
+                aliases[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+        versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
+        for filter_string in _name_filters(sorted(aliases)):
+            for mv in self._pages(lambda token, f=filter_string: self._client.search_model_versions(
+                    filter_string=f, max_results=_PAGE_VERSIONS,
+                    order_by=["name ASC", "version_number ASC"], page_token=token)):
+                versions[mv.name][str(mv.version)] = _live_version(mv)
+        return LiveState(models={
+            name: LiveModel(name=name, versions=versions[name], aliases=aliases[name]) for name in sorted(aliases)
+        })
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        """Move a version; returns the stage the server reports for it afterwards."""
+        mv = self._call(lambda: self._client.transition_model_version_stage(
+            model, version, stage.value, archive_existing_versions=archive_existing))
+        return Stage.parse(mv.current_stage)
+
+    def stage_of(self, model: str, version: str) -> Stage:
+        mv = self._call(lambda: self._client.get_model_version(model, version))
+        return Stage.parse(mv.current_stage)
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self._call(lambda: self._client.set_registered_model_alias(model, alias, version))
+
+    def alias_target(self, model: str, alias: str) -> str:
+        mv = self._call(lambda: self._client.get_model_version_by_alias(model, alias))
+        return str(mv.version)
+
+    def _pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+        token = None
+        while True:
+            page = self._call(lambda: fetch(token))
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def _call(self, request: Callable[[], T]) -> T:
+        """Run one request, turning MLflow's and the network's exceptions into a RegistryError."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return request()
+        except MlflowException as e:
+            raise self._error(str(e.message), e.error_code) from None
+        except (OSError, ConnectionError) as e:
+            raise self._error(str(e), None) from None
+
+    def _error(self, message: str, code: str | None) -> RegistryError:
+        message = uris.scrub(message, self._secrets)
+        if "Max retries exceeded" in message or ("Connection" in message and "refused" in message):
+            cause = _network_cause(message)
+            return RegistryError(f"cannot reach the registry at {self.display_uri}: {cause}",
+                                 code=code, transient=True)
+        brief = message.splitlines()[0] if message else "no details"
+        return RegistryError(f"registry {self.display_uri} answered {code or 'an error'}: {brief}",
+                             code=code, transient=code in _TRANSIENT)
+
+
+def _live_version(mv: Any) -> LiveVersion:
+    return LiveVersion(version=str(mv.version), stage=Stage.parse(mv.current_stage), status=str(mv.status))
+
+
+def _name_filters(names: list[str]) -> Iterator[str]:
+    """`name IN (...)` filters covering all names, each short enough for a URL."""
+    chunk: list[str] = []
+    size = 0
+    for name in names:
+        quoted = _quote(name)
+        if chunk and size + len(quoted) > _FILTER_CHARS:
+            yield f"name IN ({', '.join(chunk)})"
+            chunk, size = [], 0
+        chunk.append(quoted)
+        size += len(quoted) + 2
+    if chunk:
+        yield f"name IN ({', '.join(chunk)})"
+
+
+def _quote(name: str) -> str:
+    if "'" not in name:
+        return f"'{name}'"
+    if '"' not in name:
+        return f'"{name}"'
+    raise RegistryError(f"model name {name!r} holds both quote characters; MLflow's search cannot express it")
+
+
+def _refuse_missing_sqlite(uri: str, display: str) -> None:
+    """MLflow would create an empty database; reading one that is not there is a mistake, not a new registry."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if path and path != ":memory:" and not Path(path).exists():
+        raise RegistryError(f"no registry at {display}: {path} does not exist")
+
+
+def _network_cause(message: str) -> str:
+    if m := re.search(r"too many (\d+) error responses", message):
+        return f"HTTP {m[1]} on every try"
+    for pattern, cause in (
+        (r"Connection refused|NewConnectionError", "connection refused"),
+        (r"timed out|ReadTimeout|ConnectTimeout", "timed out"),
+        (r"Name or service not known|nodename nor servname|getaddrinfo", "host name not found"),
+        (r"RemoteDisconnected|Connection aborted|reset by peer", "connection dropped"),
+        (r"SSLError|CERTIFICATE", "TLS error"),
+    ):
+        if re.search(pattern, message):
+            return cause
+    return "network error"

@@ -1,0 +1,39 @@
+"""Plans and apply results as stable JSON (schemas/plan.schema.json), for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..model import ApplyResult, Plan, SetAlias, Step
+
+FORMAT_VERSION = 1
+
+
+def step_data(step: Step) -> dict[str, Any]:
+    if isinstance(step, SetAlias):
+        return {"model": step.model, "action": step.action, "alias": step.alias, "version": step.version,
+                "from_version": step.from_version}
+    data: dict[str, Any] = {"model": step.model, "action": step.action, "version": step.version,
+                            "from_stage": step.from_stage.value, "to_stage": step.to_stage.value}
+    if step.archive_existing_versions:
+        data["archive_existing_versions"] = True
+    if step.archived_by is not None:
+        data["archived_by"] = step.archived_by
+    return data
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    return {"format_version": FORMAT_VERSION, "tracking_uri": plan.tracking_uri,
+            "steps": [step_data(s) for s in plan.steps]}
+
+
+def render_plan(plan: Plan) -> str:
+    return json.dumps(plan_data(plan), indent=2) + "\n"
+
+
+def render_result(result: ApplyResult) -> str:
+    steps = [{**step_data(o.step), "status": o.status.value, "error": o.error} for o in result.outcomes]
+    data = {"format_version": FORMAT_VERSION, "tracking_uri": result.tracking_uri, "ok": result.ok,
+            "steps": steps}
+    return json.dumps(data, indent=2) + "\n"

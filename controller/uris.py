@@ -1,0 +1,65 @@
+"""Which registry to talk to, and how to name it (or anything else) without leaking credentials."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default when nothing is set
+MASK = "***"
+_SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "DATABRICKS_TOKEN")
+_SECRET_QUERY_KEY = re.compile(r"token|password|passwd|secret|key|auth|signature|credential", re.I)
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def resolve(option: str | None, from_file: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the file's registry.tracking_uri, else MLflow's default."""
+    for candidate in (option, environ.get("MLFLOW_TRACKING_URI"), from_file):
+        if candidate:
+            return candidate
+    return DEFAULT_TRACKING_URI
+
+
+def redact(uri: str) -> str:
+    """The URI with any user:password@ and secret-looking query values masked."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def secrets(uri: str | None = None, environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """Every secret value this process may hold, from the environment and the URI."""
+    found = [environ.get(name, "") for name in _SECRET_ENV]
+    user, password = environ.get("MLFLOW_TRACKING_USERNAME", ""), environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if password:
+        found.append(f"{user}:{password}")  # what an HTTP Basic header carries, base64-encoded
+    if uri:
+        parts = urlsplit(uri)
+        found += [parts.password or "", parts.username or ""]
+        if parts.password:
+            found.append(f"{parts.username}:{parts.password}")
+        found += [v for k, v in parse_qsl(parts.query) if _SECRET_QUERY_KEY.search(k)]
+    return tuple(s for s in found if len(s) >= 3)
+
+
+def scrub(text: str, known: tuple[str, ...]) -> str:
+    """Mask every known secret (also URL- and base64-encoded) and any user:password@ in URLs."""
+    for secret in known:
+        for form in _encodings(secret):
+            text = text.replace(form, MASK)
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+
+
+def _encodings(secret: str) -> list[str]:
+    raw = secret.encode()
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(raw).decode()}
+    return sorted((f for f in forms if f), key=len, reverse=True)
