@@ -43,7 +43,7 @@ def check(desired: DesiredState, live: LiveState) -> tuple[Problem, ...]:
             else:
                 continue
             problems.append(Problem(desired.path, message, at.line, at.col))
-    return tuple(problems)
+    return tuple(sorted(problems, key=lambda p: (p.line or 0, p.col or 0)))
 
 
 def plan(desired: DesiredState, live: LiveState, tracking_uri: str) -> Plan:
@@ -55,9 +55,7 @@ def plan(desired: DesiredState, live: LiveState, tracking_uri: str) -> Plan:
 
 
 def plan_model(want: DesiredModel, have: LiveModel) -> list[Step]:
-    targets = _targets(want, have)
-    now = {v: have.versions[v].stage for v in targets}
-    steps = _ordered(want.name, targets, now, have)
+    steps = _ordered(want.name, _targets(want, have), have)
     for stage in _SERVING:
         steps = _atomic_promotion(steps, stage, have)
     return steps + _alias_steps(want, have)
@@ -77,38 +75,37 @@ def _targets(want: DesiredModel, have: LiveModel) -> dict[str, Stage]:
     return {v: s for v, s in target.items() if have.versions[v].stage is not s}
 
 
-def _ordered(model: str, targets: dict[str, Stage], now: dict[str, Stage], have: LiveModel) -> list[Step]:
+def _ordered(model: str, targets: dict[str, Stage], have: LiveModel) -> list[Step]:
     """Archive, then moves between the serving stages, then promotions into staging, then into production.
 
-    Production wins every trade-off: a version leaving production for staging while another version comes
-    in is archived by that promotion and then brought to staging, so production is never empty and never
-    over-full, at the price of a moment with the version in Archived.
+    Production wins every trade-off: when versions leave production for staging while another comes in,
+    they are archived by that promotion and brought to staging after it, so production is never empty and
+    never over-full, at the price of a moment with them in Archived.
     """
+    now = {v: have.versions[v].stage for v in targets}
     coming_in = any(s is Stage.PRODUCTION and now[v] is not Stage.PRODUCTION for v, s in targets.items())
     staying = have.in_stage(Stage.PRODUCTION) - targets.keys()
-    swap_out = {v for v, s in targets.items() if now[v] is Stage.PRODUCTION and s is Stage.STAGING}
-    if coming_in and not staying and swap_out:
-        now_after_archive = {v: (Stage.ARCHIVED if v in swap_out else now[v]) for v in targets}
-        archives = [Transition(model, v, Stage.PRODUCTION, Stage.ARCHIVED) for v in swap_out]
-        rest = _ordered(model, targets, now_after_archive, have)
-        return sorted(archives + rest, key=_rank)
-    steps = [Transition(model, v, now[v], s) for v, s in targets.items()]
-    return sorted(steps, key=_rank)
+    demoted = set()
+    if coming_in and not staying:
+        demoted = {v for v, s in targets.items() if now[v] is Stage.PRODUCTION and s is Stage.STAGING}
+    ranked: list[tuple[int, int, Transition]] = []
+    for version, target in targets.items():
+        if version in demoted:
+            ranked.append((0, version_key(version), Transition(model, version, now[version], Stage.ARCHIVED)))
+            ranked.append((5, version_key(version), Transition(model, version, Stage.ARCHIVED, target)))
+        else:
+            ranked.append((_rank(now[version], target), version_key(version), Transition(model, version, now[version], target)))
+    return [step for _, _, step in sorted(ranked, key=lambda r: (r[0], r[1]))]
 
 
-def _rank(step: Step) -> tuple[int, int]:
-    assert isinstance(step, Transition)
-    if step.to_stage is Stage.ARCHIVED:
-        category = 0
-    elif step.from_stage is Stage.PRODUCTION:
-        category = 1  # production → staging leaves production before anything enters it
-    elif step.from_stage is Stage.STAGING:
-        category = 2
-    elif step.to_stage is Stage.STAGING:
-        category = 3
-    else:
-        category = 4
-    return category, version_key(step.version)
+def _rank(now: Stage, target: Stage) -> int:
+    if target is Stage.ARCHIVED:
+        return 0
+    if now is Stage.PRODUCTION:
+        return 1  # production → staging leaves production before anything enters it
+    if now is Stage.STAGING:
+        return 2
+    return 3 if target is Stage.STAGING else 4
 
 
 def _atomic_promotion(steps: list[Step], stage: Stage, have: LiveModel) -> list[Step]:

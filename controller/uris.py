@@ -6,7 +6,7 @@ import base64
 import os
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default when nothing is set
 MASK = "***"
@@ -24,16 +24,16 @@ def resolve(option: str | None, from_file: str | None, environ: Mapping[str, str
 
 
 def redact(uri: str) -> str:
-    """The URI with any user:password@ and secret-looking query values masked."""
+    """The URI with any user:password@ and secret-looking query values masked; otherwise unchanged."""
     parts = urlsplit(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if "@" in parts.netloc:
+        uri = uri.replace(parts.netloc, f"{MASK}@{parts.netloc.rsplit('@', 1)[1]}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(_SECRET_QUERY_KEY.search(k) for k, _ in pairs):
+            masked = urlencode([(k, MASK if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs], safe="*")
+            uri = uri.replace(parts.query, masked, 1)
+    return uri
 
 
 def secrets(uri: str | None = None, environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:

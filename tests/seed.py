@@ -1,0 +1,64 @@
+"""Create registered models and versions in a real registry, for the end-to-end tests and `make demo`.
+
+    python tests/seed.py demo sqlite:///.demo/mlflow.db
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterable, Mapping
+
+from mlflow.tracking._model_registry.client import ModelRegistryClient
+
+# Over REST a version without a run needs a non-local source; nothing is ever downloaded from it.
+SOURCE = "s3://stagectl-test/models/m"
+
+
+def client(uri: str) -> ModelRegistryClient:
+    return ModelRegistryClient(uri, uri)
+
+
+def make_model(registry: ModelRegistryClient, name: str, stages: Iterable[str],
+               aliases: Mapping[str, int] | None = None) -> None:
+    """A model with one version per entry of `stages` (version i+1 in stages[i]; "None" leaves it)."""
+    registry.create_registered_model(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for stage in stages:
+            mv = registry.create_model_version(name, source=SOURCE, run_id=None)
+            if stage != "None":
+                registry.transition_model_version_stage(name, mv.version, stage)
+    for alias, version in (aliases or {}).items():
+        registry.set_registered_model_alias(name, alias, str(version))
+
+
+def snapshot(registry: ModelRegistryClient, names: Iterable[str], *, times: bool = False) -> dict[str, object]:
+    """Every version's stage and every alias of the named models: compare before and after a run.
+
+    With times, also every last-updated timestamp, so that any write at all shows up.
+    """
+    state: dict[str, object] = {}
+    for name in sorted(names):
+        versions = registry.search_model_versions(f"name = '{name}'", max_results=10_000)
+        model = registry.get_registered_model(name)
+        entry: dict[str, object] = {
+            "stages": {str(mv.version): mv.current_stage for mv in versions},
+            "aliases": {alias: str(v) for alias, v in model.aliases.items()},
+        }
+        if times:
+            entry["updated"] = [model.last_updated_timestamp] + [mv.last_updated_timestamp for mv in versions]
+        state[name] = entry
+    return state
+
+
+def seed_demo(uri: str) -> None:
+    """The story users know: fraud-detector v1 serves in Production, v2 waits in Staging."""
+    make_model(client(uri), "fraud-detector", ["Production", "Staging"], aliases={"champion": 1})
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "demo":
+        sys.exit("usage: python tests/seed.py demo TRACKING_URI")
+    seed_demo(sys.argv[2])
+    print(f"seeded {sys.argv[2]}: fraud-detector v1 Production (alias champion), v2 Staging")

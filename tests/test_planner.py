@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller import planner
+from controller.model import DesiredModel, LiveModel, LiveVersion, Position, SetAlias, Stage, Step, Transition
+from tests.factories import A, N, P, S, desired, live, live_model, simulate, want
+
+
+def brief(step: Step) -> str:
+    if isinstance(step, SetAlias):
+        return f"{step.model}: alias {step.alias} {step.from_version}>{step.version}"
+    text = f"{step.model}: {step.version} {step.from_stage}>{step.to_stage}"
+    if step.archive_existing_versions:
+        text += " +archive"
+    if step.archived_by:
+        text += f" by {step.archived_by}"
+    return text
+
+
+CASES = [
+    pytest.param(
+        live_model(stages={1: P, 2: S}, aliases={"champion": 1}),
+        want(production=[2], archived=[1], aliases={"champion": 2}),
+        ["m: 1 Production>Archived by 2", "m: 2 Staging>Production +archive", "m: alias champion 1>2"],
+        id="the-story-promote-v2-archive-v1-move-champion",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: S}, aliases={"champion": 1}),
+        want(production=[1], staging=[2], aliases={"champion": 1}),
+        [],
+        id="in-sync-plans-nothing",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 3: P, 2: N}),
+        want(production=[1, 2]),
+        ["m: 3 Production>Archived", "m: 2 None>Production"],
+        id="a-version-that-stays-keeps-production-served-so-archive-first",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: S}),
+        want(production=[2], staging=[1]),
+        ["m: 1 Production>Archived by 2", "m: 2 Staging>Production +archive", "m: 1 Archived>Staging"],
+        id="swap-keeps-exactly-one-in-production",
+    ),
+    pytest.param(
+        live_model(stages={1: P}),
+        want(production=[]),
+        ["m: 1 Production>Archived"],
+        id="empty-list-empties-the-stage",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: S, 3: N}),
+        want(staging=[3]),
+        ["m: 2 Staging>Archived by 3", "m: 3 None>Staging +archive"],
+        id="absent-production-key-leaves-production-alone",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: P}),
+        want(production=[2], staging=[1]),
+        ["m: 1 Production>Staging"],
+        id="leaving-production-for-staging-when-another-stays",
+    ),
+    pytest.param(
+        live_model(stages={4: N, 5: A}),
+        want(archived=[4, 5]),
+        ["m: 4 None>Archived"],
+        id="declared-archived",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: N, 3: N}),
+        want(production=[2, 3]),
+        ["m: 1 Production>Archived by 2", "m: 2 None>Production +archive", "m: 3 None>Production"],
+        id="two-promotions-only-the-first-archives",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: S, 3: S, 4: N}),
+        want(production=[2], staging=[4], archived=[3]),
+        ["m: 1 Production>Archived by 2", "m: 3 Staging>Archived by 4",
+         "m: 2 Staging>Production +archive", "m: 4 None>Staging +archive"],
+        id="archive-then-move-then-promote-to-staging",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 2: S, 3: N}),
+        want(production=[3], staging=[2, 1]),
+        ["m: 1 Production>Archived by 3", "m: 3 None>Production +archive", "m: 1 Archived>Staging"],
+        id="demoted-version-joins-staging-after-the-promotion",
+    ),
+    pytest.param(
+        live_model(stages={7: A}, aliases={"old": 7}),
+        want(aliases={"champion": 7, "old": 7}),
+        ["m: alias champion None>7"],
+        id="new-alias-and-unchanged-alias",
+    ),
+    pytest.param(
+        live_model(stages={1: P, 9: N}),
+        want(production=[1]),
+        [],
+        id="unmentioned-versions-are-untouched",
+    ),
+]
+
+
+@pytest.mark.parametrize(("have", "wanted", "expected"), CASES)
+def test_plan_orders_steps(have: LiveModel, wanted: DesiredModel, expected: list[str]) -> None:
+    result = planner.plan(desired(wanted), live(have), "sqlite:///x.db")
+    assert [brief(s) for s in result.steps] == expected
+
+
+def test_plan_lists_models_in_name_order() -> None:
+    models = [want(name, production=[2]) for name in ("zeta", "alpha", "mid")]
+    lives = [live_model(m.name, {1: P, 2: S}) for m in models]
+    result = planner.plan(desired(*models), live(*lives), "u")
+    assert result.models() == ("alpha", "mid", "zeta")
+
+
+def test_check_reports_missing_model_and_version_and_unready_version() -> None:
+    model = dataclasses.replace(want("m", production=[2], aliases={"champion": 9}),
+                                version_positions={"2": Position(4, 17), "9": Position(6, 17)})
+    have = LiveModel("m", {"1": LiveVersion("1", N), "2": LiveVersion("2", S, "PENDING_REGISTRATION")}, {})
+    problems = planner.check(desired(model, want("ghost")), live(have))
+    assert [str(p) for p in problems] == [
+        "stages.yaml:1:1: model 'ghost' does not exist in the registry",
+        "stages.yaml:4:17: model 'm' version 2 is PENDING_REGISTRATION, not READY",
+        "stages.yaml:6:17: model 'm' has no version 9 (it has 1, 2)",
+    ]
+
+
+# -- properties over random registries and files -------------------------------------------------------
+
+VERSIONS = list(range(1, 7))
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[LiveModel, DesiredModel]:
+    stages = draw(st.dictionaries(st.sampled_from(VERSIONS), st.sampled_from([P, S, A, N]), min_size=1))
+    known = sorted(stages)
+    claims = draw(st.dictionaries(st.sampled_from(known), st.sampled_from(["production", "staging", "archived"])))
+    declare_production = draw(st.booleans()) or any(c == "production" for c in claims.values())
+    declare_staging = draw(st.booleans()) or any(c == "staging" for c in claims.values())
+    aliases = draw(st.dictionaries(st.sampled_from(["champion", "challenger"]), st.sampled_from(known)))
+    live_aliases = draw(st.dictionaries(st.sampled_from(["champion", "other"]), st.sampled_from(known)))
+
+    def pick(kind: str) -> list[int]:
+        return [v for v, c in claims.items() if c == kind]
+
+    wanted = want(
+        production=pick("production") if declare_production else None,
+        staging=pick("staging") if declare_staging else None,
+        archived=pick("archived"),
+        aliases=aliases,
+    )
+    return live_model(stages=stages, aliases=live_aliases), wanted
+
+
+def _assert_converged(wanted: DesiredModel, before: LiveModel, after: LiveModel) -> None:
+    for stage, versions in wanted.declared().items():
+        assert after.in_stage(stage) == versions
+    for version in wanted.archived:
+        assert after.versions[version].stage is A
+    mentioned = set(wanted.archived).union(*wanted.declared().values())
+    for version, lv in before.versions.items():
+        if version not in mentioned and lv.stage not in wanted.declared():
+            assert after.versions[version].stage is lv.stage, "an unmentioned version was moved"
+    for alias, version in wanted.aliases.items():
+        assert after.aliases[alias] == version
+    for alias, version in before.aliases.items():
+        if alias not in wanted.aliases:
+            assert after.aliases[alias] == version, "an unlisted alias was moved"
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenarios())
+def test_applying_the_plan_reaches_the_file_and_replanning_is_empty(scenario: tuple[LiveModel, DesiredModel]) -> None:
+    have, wanted = scenario
+    steps = planner.plan_model(wanted, have)
+    after = simulate(have, steps)
+    _assert_converged(wanted, have, after)
+    assert planner.plan_model(wanted, after) == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenarios())
+def test_production_is_never_over_full_nor_emptied_needlessly(scenario: tuple[LiveModel, DesiredModel]) -> None:
+    have, wanted = scenario
+    counts: list[int] = []
+    after = simulate(have, planner.plan_model(wanted, have), watch=counts)
+    initial, final = len(have.in_stage(P)), len(after.in_stage(P))
+    assert all(c <= max(initial, final) for c in counts), counts
+    if initial >= 1 and final >= 1:
+        assert all(c >= 1 for c in counts), counts
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(), st.data())
+def test_any_prefix_of_the_plan_still_converges(scenario: tuple[LiveModel, DesiredModel], data: st.DataObject) -> None:
+    have, wanted = scenario
+    steps = planner.plan_model(wanted, have)
+    cut = data.draw(st.integers(min_value=0, max_value=len(steps)))
+    halfway = simulate(have, steps[:cut])
+    after = simulate(halfway, planner.plan_model(wanted, halfway))
+    _assert_converged(wanted, have, after)
+
+
+def test_atomic_promotion_is_only_used_when_the_stage_holds_exactly_the_leavers() -> None:
+    # v1 stays in production: archive_existing_versions would archive it too, so it must not be used.
+    steps = planner.plan_model(want(production=[1, 2]), live_model(stages={1: P, 3: P, 2: S}))
+    promotions = [s for s in steps if isinstance(s, Transition) and s.to_stage is Stage.PRODUCTION]
+    assert promotions and not any(s.archive_existing_versions for s in promotions)
