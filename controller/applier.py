@@ -68,7 +68,7 @@ def _apply_model(
             continue
         try:
             _execute(step, registry)
-        except Exception as e:  # noqa: BLE001 - one step's failure must not tear down the others
+        except Exception as e:
             failed = True
             record(index, Outcome(step, Status.FAILED, _reason(e)))
             for i, s in covered:
@@ -79,7 +79,7 @@ def _apply_model(
             try:
                 _verify_stage(s, registry.stage_of(s.model, s.version))
                 record(i, Outcome(s, Status.APPLIED))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 failed = True
                 record(i, Outcome(s, Status.FAILED, _reason(e)))
 

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
-    except Exception as e:  # noqa: BLE001 - the error boundary
+    except Exception as e:
         if _is_usage_error(e):
             e.show()  # type: ignore[attr-defined]
             return 1  # wrong usage is an error like any other: 2 means "changes pending"

@@ -6,7 +6,7 @@ import codecs
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -45,12 +45,12 @@ def parse(text: str, name: str = "stages.yaml") -> DesiredState:
     root = doc.compose(text)
     if doc.problems:
         raise ConfigError(tuple(doc.problems))
-    data = doc.convert(root, ()) if root is not None else None
     if root is None:
-        doc.problem(Position(1, 1), "the file is empty; expected 'apiVersion: stagectl/v1' and 'models:'")
-    else:
-        doc.check_schema(data)
-        doc.check_semantics(data)
+        empty = "the file is empty; expected 'apiVersion: stagectl/v1' and 'models:'"
+        raise ConfigError((Problem(name, empty, 1, 1),))
+    data = doc.convert(root, ())
+    doc.check_schema(data)
+    doc.check_semantics(data)
     if doc.problems:
         raise ConfigError(tuple(sorted(doc.problems, key=lambda p: (p.line or 0, p.col or 0))))
     return _build(data, doc, name)
@@ -259,8 +259,8 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[JsonPath, bool, st
     dotted = ".".join(str(p) for p in path)
     prefix = f"{dotted}: " if dotted else ""
     if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        unexpected = [k for k in error.instance if k not in allowed]
+        allowed = list(_schema_of(error).get("properties", {}))
+        unexpected = [k for k in error.instance if k not in allowed]  # type: ignore[union-attr]
         out = []
         for key in unexpected:
             hint = difflib.get_close_matches(key, allowed, n=1)
@@ -269,7 +269,7 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[JsonPath, bool, st
         return out
     if error.validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
-        return [(path, False, f"{prefix}missing required key '{k}'") for k in missing]
+        return [(path + (k,), False, f"{prefix}missing required key '{k}'") for k in missing]
     if error.validator in ("anyOf", "oneOf") and error.context:
         # One version or a list of versions: explain against the branch that matches the value's shape.
         branch = 1 if isinstance(error.instance, list) else 0
@@ -291,7 +291,8 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[JsonPath, bool, st
 def _explain_value(error: jsonschema.ValidationError, path: JsonPath) -> list[tuple[JsonPath, bool, str]]:
     dotted = ".".join(str(p) for p in path) or "the file"
     value = error.instance
-    is_version = error.schema.get("minimum") == 1 or error.schema.get("$ref", "").endswith("/version")
+    schema = _schema_of(error)
+    is_version = schema.get("minimum") == 1 or str(schema.get("$ref", "")).endswith("/version")
     if error.validator in ("type", "minimum") and (is_version or error.validator == "minimum"):
         return [(path, False, f"{dotted}: versions are positive whole numbers, got {_show(value)}")]
     if error.validator == "const":
@@ -301,13 +302,17 @@ def _explain_value(error: jsonschema.ValidationError, path: JsonPath) -> list[tu
     return [(path, False, f"{dotted}: {error.message}")]
 
 
+def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
 def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
     models = []
     for model_name in sorted(data["models"]):
         entry = data["models"][model_name] or {}
         stages: dict[str, frozenset[str] | None] = {}
         version_positions: dict[str, Position] = {}
-        for stage, path, version in _stage_entries(model_name, entry):
+        for _, path, version in _stage_entries(model_name, entry):
             version_positions.setdefault(str(version), doc.where(path))
         for stage in _STAGE_KEYS:
             if stage in entry:
@@ -316,8 +321,8 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
                 stages[stage] = frozenset(str(v) for v in listed)
         aliases = {alias: str(v) for alias, v in (entry.get("aliases") or {}).items()}
         alias_positions = {a: doc.where(("models", model_name, "aliases", a), key=True) for a in aliases}
-        for alias, version in aliases.items():
-            version_positions.setdefault(version, doc.where(("models", model_name, "aliases", alias)))
+        for alias, target in aliases.items():
+            version_positions.setdefault(target, doc.where(("models", model_name, "aliases", alias)))
         models.append(DesiredModel(
             name=model_name,
             production=stages.get("production"),

@@ -94,7 +94,8 @@ def _ordered(model: str, targets: dict[str, Stage], have: LiveModel) -> list[Ste
             ranked.append((0, version_key(version), Transition(model, version, now[version], Stage.ARCHIVED)))
             ranked.append((5, version_key(version), Transition(model, version, Stage.ARCHIVED, target)))
         else:
-            ranked.append((_rank(now[version], target), version_key(version), Transition(model, version, now[version], target)))
+            step = Transition(model, version, now[version], target)
+            ranked.append((_rank(now[version], target), version_key(version), step))
     return [step for _, _, step in sorted(ranked, key=lambda r: (r[0], r[1]))]
 
 

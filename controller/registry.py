@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -10,9 +11,9 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import uris
 from .errors import RegistryError
 from .model import LiveModel, LiveState, LiveVersion, Stage
-from . import uris
 
 # MLflow's defaults retry a dead server for about four minutes; a reconcile job should say so in seconds.
 # Users keep the last word: a variable already set is left alone.
@@ -65,13 +66,16 @@ class Registry:
                 aliases[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
         for filter_string in _name_filters(sorted(aliases)):
-            for mv in self._pages(lambda token, f=filter_string: self._client.search_model_versions(
-                    filter_string=f, max_results=_PAGE_VERSIONS,
-                    order_by=["name ASC", "version_number ASC"], page_token=token)):
+            for mv in self._pages(functools.partial(self._search_versions, filter_string)):
                 versions[mv.name][str(mv.version)] = _live_version(mv)
         return LiveState(models={
             name: LiveModel(name=name, versions=versions[name], aliases=aliases[name]) for name in sorted(aliases)
         })
+
+    def _search_versions(self, filter_string: str, token: str | None) -> Any:
+        return self._client.search_model_versions(
+            filter_string=filter_string, max_results=_PAGE_VERSIONS,
+            order_by=["name ASC", "version_number ASC"], page_token=token)
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
         """Move a version; returns the stage the server reports for it afterwards."""
@@ -93,7 +97,7 @@ class Registry:
     def _pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token = None
         while True:
-            page = self._call(lambda: fetch(token))
+            page = self._call(functools.partial(fetch, token))
             yield from page
             token = page.token
             if not token:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from collections.abc import Iterable, Mapping
@@ -58,6 +59,7 @@ def seed_demo(uri: str) -> None:
 
 
 if __name__ == "__main__":
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     if len(sys.argv) != 3 or sys.argv[1] != "demo":
         sys.exit("usage: python tests/seed.py demo TRACKING_URI")
     seed_demo(sys.argv[2])

@@ -56,7 +56,7 @@ def test_promote_archive_story(tmp_path: Path, mlflow_server: Server, registry: 
     applied = stagectl("apply", *uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete: 3 applied, 0 failed, 0 skipped." in applied.stdout
-    assert f"[3/3] {model}: alias 'champion': version 1 → 2 ... applied" in applied.stderr
+    assert f"[3/3] {model}: alias champion: version 1 → 2 ... applied" in applied.stderr
     assert seed.snapshot(registry, [model])[model] == {
         "stages": {"1": "Archived", "2": "Production"}, "aliases": {"champion": "2"}}
 

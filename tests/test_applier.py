@@ -1,0 +1,89 @@
+"""The applier's ordering and failure handling, on an in-memory registry (the real one: tests/e2e)."""
+
+from __future__ import annotations
+
+import threading
+
+from controller import applier
+from controller.errors import RegistryError
+from controller.model import LiveModel, Plan, SetAlias, Stage, Status, Transition
+from tests.factories import A, N, P, S, live_model, simulate
+
+
+class MemoryRegistry:
+    """Behaves like MLflow for transitions and aliases; can be told to fail or lie about one write."""
+
+    def __init__(self, *models: LiveModel, fail: tuple[str, str] | None = None,
+                 ignore: tuple[str, str] | None = None) -> None:
+        self.models = {m.name: m for m in models}
+        self.fail, self.ignore = fail, ignore
+        self.writes: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        with self.lock:
+            self.writes.append((model, version))
+            if self.fail == (model, version):
+                raise RegistryError("registry answered PERMISSION_DENIED: not allowed", code="PERMISSION_DENIED")
+            if self.ignore != (model, version):
+                step = Transition(model, version, Stage.NONE, stage, archive_existing_versions=archive_existing)
+                self.models[model] = simulate(self.models[model], [step])
+            return self.models[model].versions[version].stage
+
+    def stage_of(self, model: str, version: str) -> Stage:
+        return self.models[model].versions[version].stage
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        with self.lock:
+            self.writes.append((model, alias))
+            self.models[model] = simulate(self.models[model], [SetAlias(model, alias, version)])
+
+    def alias_target(self, model: str, alias: str) -> str:
+        return self.models[model].aliases[alias]
+
+
+STORY = (
+    Transition("a", "1", P, A, archived_by="2"),
+    Transition("a", "2", S, P, archive_existing_versions=True),
+    SetAlias("a", "champion", "2", "1"),
+    Transition("b", "3", N, S),
+    Transition("b", "4", N, P),
+)
+
+
+def registry(**kwargs: tuple[str, str]) -> MemoryRegistry:
+    return MemoryRegistry(live_model("a", {1: P, 2: S}, {"champion": 1}), live_model("b", {3: N, 4: N}), **kwargs)
+
+
+def test_applies_every_step_in_order_and_performs_archives_through_the_promotion() -> None:
+    memory = registry()
+    result = applier.apply(Plan("u", STORY), memory, parallelism=4)
+    assert result.ok
+    assert [o.status for o in result.outcomes] == [Status.APPLIED] * 5
+    assert memory.models["a"].in_stage(P) == {"2"} and memory.models["a"].in_stage(A) == {"1"}
+    # Version 1 was never written on its own: its promotion archived it.
+    assert [w for w in memory.writes if w[0] == "a"] == [("a", "2"), ("a", "champion")]
+
+
+def test_a_failed_step_skips_the_rest_of_its_model_and_other_models_go_on() -> None:
+    memory = registry(fail=("a", "2"))
+    result = applier.apply(Plan("u", STORY), memory, parallelism=2)
+    assert not result.ok
+    assert [o.status for o in result.outcomes] == [
+        Status.SKIPPED, Status.FAILED, Status.SKIPPED, Status.APPLIED, Status.APPLIED]
+    assert result.outcomes[1].error == "registry answered PERMISSION_DENIED: not allowed"
+    assert result.outcomes[2].error == applier.NOT_ATTEMPTED
+    assert memory.models["a"].in_stage(P) == {"1"}  # untouched: still served by version 1
+
+
+def test_a_write_the_registry_does_not_show_fails_the_step() -> None:
+    memory = registry(ignore=("b", "3"))
+    result = applier.apply(Plan("u", STORY), memory)
+    assert [o.status for o in result.outcomes][3:] == [Status.FAILED, Status.SKIPPED]
+    assert result.outcomes[3].error == "the registry shows version 3 in None, not Staging"
+
+
+def test_outcomes_are_reported_as_they_complete() -> None:
+    seen: list[str] = []
+    applier.apply(Plan("u", STORY), registry(), on_outcome=lambda o: seen.append(o.step.model))
+    assert sorted(seen) == ["a", "a", "a", "b", "b"]

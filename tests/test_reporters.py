@@ -1,0 +1,133 @@
+"""Reporters: hand-built plans and results, exact expected output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from controller.model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Transition
+from controller.reporters import json as json_report
+from controller.reporters import markdown, text
+
+P, S, A, N = Stage.PRODUCTION, Stage.STAGING, Stage.ARCHIVED, Stage.NONE
+URI = "http://127.0.0.1:5000"
+STEPS = (
+    Transition("churn", "6", P, A),
+    Transition("churn", "7", N, S),
+    Transition("fraud-detector", "1", P, A, archived_by="2"),
+    Transition("fraud-detector", "2", S, P, archive_existing_versions=True),
+    SetAlias("fraud-detector", "champion", "2", "1"),
+    SetAlias("fraud-detector", "challenger", "3", None),
+)
+PLAN = Plan(URI, STEPS)
+RESULT = ApplyResult(URI, (
+    Outcome(STEPS[0], Status.APPLIED),
+    Outcome(STEPS[1], Status.FAILED, "registry answered PERMISSION_DENIED: no | way"),
+    Outcome(STEPS[2], Status.APPLIED),
+    Outcome(STEPS[3], Status.APPLIED),
+    Outcome(STEPS[4], Status.APPLIED),
+    Outcome(STEPS[5], Status.APPLIED),
+))
+
+
+def test_text_plan() -> None:
+    assert text.render_plan(PLAN, "stages.yaml") == """\
+Registry: http://127.0.0.1:5000
+
+churn
+    1. archive version 6: Production → Archived
+    2. stage   version 7: None → Staging
+
+fraud-detector
+    3. archive version 1: Production → Archived  (atomic with step 4)
+    4. promote version 2: Staging → Production  (atomic: archive_existing_versions)
+    5. alias   champion: version 1 → 2
+    6. alias   challenger: version (none) → 3
+
+Plan: 6 changes to 2 models (4 transitions, 2 alias moves).
+"""
+
+
+def test_text_plan_in_sync_is_one_line() -> None:
+    assert text.render_plan(Plan(URI, ()), "stages.yaml") == (
+        "No changes: the registry at http://127.0.0.1:5000 matches stages.yaml.\n")
+
+
+def test_text_colours_only_when_asked() -> None:
+    assert "\033[" not in text.render_plan(PLAN, "stages.yaml")
+    coloured = text.render_plan(PLAN, "stages.yaml", color=True)
+    assert "\033[31marchive \033[0m" in coloured and "\033[1mchurn\033[0m" in coloured
+
+
+def test_text_result() -> None:
+    assert text.render_result(RESULT) == """\
+Registry: http://127.0.0.1:5000
+
+churn
+    1. applied  archive version 6: Production → Archived
+    2. failed   stage   version 7: None → Staging
+       registry answered PERMISSION_DENIED: no | way
+
+fraud-detector
+    3. applied  archive version 1: Production → Archived  (atomic with step 4)
+    4. applied  promote version 2: Staging → Production  (atomic: archive_existing_versions)
+    5. applied  alias   champion: version 1 → 2
+    6. applied  alias   challenger: version (none) → 3
+
+Apply FAILED: 5 applied, 1 failed, 0 skipped.
+"""
+
+
+def test_progress_line() -> None:
+    line = text.render_outcome(RESULT.outcomes[1], 2, 6)
+    assert line == ("[2/6] churn: stage version 7: None → Staging ... failed: "
+                    "registry answered PERMISSION_DENIED: no | way")
+
+
+def test_markdown_plan() -> None:
+    assert markdown.render_plan(PLAN, "stages.yaml") == """\
+### stagectl plan: 6 changes to 2 models (4 transitions, 2 alias moves)
+
+Registry: `http://127.0.0.1:5000`
+
+| # | Model | Change | Note |
+|--:|---|---|---|
+| 1 | churn | archive version 6: Production → Archived |  |
+| 2 | churn | stage version 7: None → Staging |  |
+| 3 | fraud-detector | archive version 1: Production → Archived | atomic with step 4 |
+| 4 | fraud-detector | promote version 2: Staging → Production | atomic: archive_existing_versions |
+| 5 | fraud-detector | alias champion: version 1 → 2 |  |
+| 6 | fraud-detector | alias challenger: version (none) → 3 |  |
+"""
+
+
+def test_markdown_result_escapes_pipes() -> None:
+    rendered = markdown.render_result(RESULT)
+    assert rendered.startswith("### stagectl apply FAILED: 5 applied, 1 failed, 0 skipped\n")
+    assert "| 2 | churn | stage version 7: None → Staging |  | failed: " \
+           "registry answered PERMISSION_DENIED: no \\| way |" in rendered
+
+
+def test_json_plan_is_stable_and_matches_its_schema() -> None:
+    data = json.loads(json_report.render_plan(PLAN))
+    schema = json.loads((Path(__file__).parents[1] / "schemas/plan.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(data, schema)
+    assert data["steps"][2:5] == [
+        {"model": "fraud-detector", "action": "transition", "version": "1", "from_stage": "Production",
+         "to_stage": "Archived", "archived_by": "2"},
+        {"model": "fraud-detector", "action": "transition", "version": "2", "from_stage": "Staging",
+         "to_stage": "Production", "archive_existing_versions": True},
+        {"model": "fraud-detector", "action": "set_alias", "alias": "champion", "version": "2",
+         "from_version": "1"},
+    ]
+    assert list(data) == ["format_version", "tracking_uri", "steps"]
+
+
+def test_json_result_carries_each_outcome() -> None:
+    data = json.loads(json_report.render_result(RESULT))
+    assert data["ok"] is False
+    assert [(s["status"], s["error"]) for s in data["steps"]][:2] == [
+        ("applied", None), ("failed", "registry answered PERMISSION_DENIED: no | way")]
