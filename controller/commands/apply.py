@@ -15,7 +15,8 @@ from .plan import compute, render
 def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, out: Output) -> int:
     _, registry, plan = compute(file, tracking_uri, out)
     if plan.in_sync:
-        out.data(render(plan, fmt, str(file), out))
+        nothing = ApplyResult(plan.tracking_uri, ())
+        out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
         return 0
     total = len(plan.steps)
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")

@@ -75,6 +75,9 @@ def test_reapply_on_a_converged_registry_writes_nothing(
     result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "No changes" in result.stdout
+    as_json = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
+    assert json.loads(as_json.stdout) == {
+        "format_version": 1, "tracking_uri": mlflow_server.uri, "ok": True, "steps": []}
     assert seed.snapshot(registry, [model], times=True) == before
 
 
@@ -122,6 +125,34 @@ def test_bad_file_exits_1_with_position_and_writes_nothing(
     assert result.returncode == 1
     assert f"stages.yaml:{position}: " in result.stderr and message in result.stderr, result.stderr
     assert seed.snapshot(registry, [model, other], times=True) == before
+
+
+def _billion_laughs() -> bytes:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join(['*' + chr(96 + i)] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines).encode()
+
+
+RAW_FILES = {
+    "not-utf8": (b"apiVersion: stagectl/v1\nmodels:\n  caf\xe9: {}\n", "3:6", "not valid UTF-8"),
+    "billion-laughs": (_billion_laughs(), "1:4", "anchors and aliases"),
+    "oversized": (b"#" * (5 * 1024 * 1024), "1:1", "larger than 4 MiB"),
+    "bom": (b"\xef\xbb\xbfapiVersion: stagectl/v1\nmodels: {}\n", "1:1", "byte order mark"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAW_FILES))
+def test_unreadable_file_exits_1_fast_and_writes_nothing(
+        case: str, tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    raw, position, message = RAW_FILES[case]
+    model = f"{unique}-m"
+    seed.make_model(registry, model, ["Production", "Staging"])
+    (tmp_path / "stages.yaml").write_bytes(raw)
+    before = seed.snapshot(registry, [model], times=True)
+    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=20)
+    assert result.returncode == 1
+    assert f"stages.yaml:{position}: " in result.stderr and message in result.stderr, result.stderr
+    assert seed.snapshot(registry, [model], times=True) == before
 
 
 def test_unknown_model_exits_1_and_writes_nothing(
