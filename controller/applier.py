@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -20,10 +20,15 @@ class Writer(Protocol):
     def stage_of(self, model: str, version: str) -> Stage: ...
     def set_alias(self, model: str, alias: str, version: str) -> None: ...
     def alias_target(self, model: str, alias: str) -> str: ...
+    def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None: ...
 
 
 class VerificationError(ControllerError):
     """A write went through but the registry does not show its result."""
+
+
+class ProvenanceError(ControllerError):
+    """A write went through but the tags saying why could not be set."""
 
 
 def apply(
@@ -31,9 +36,13 @@ def apply(
     registry: Writer,
     *,
     parallelism: int = 1,
+    tags: Mapping[str, str] | None = None,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> ApplyResult:
-    """Run every step; a failed step skips the rest of its model, other models go on."""
+    """Run every step; a failed step skips the rest of its model, other models go on.
+
+    `tags` (provenance) are set on every version a step writes, once, after its write is verified.
+    """
     by_model: dict[str, list[int]] = {}
     for index, step in enumerate(plan.steps):
         by_model.setdefault(step.model, []).append(index)
@@ -46,7 +55,7 @@ def apply(
             on_outcome(outcome)
 
     def run(indexes: list[int]) -> None:
-        _apply_model([(i, plan.steps[i]) for i in indexes], registry, record)
+        _apply_model([(i, plan.steps[i]) for i in indexes], registry, tags or {}, record)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
@@ -55,9 +64,20 @@ def apply(
 
 
 def _apply_model(
-    steps: list[tuple[int, Step]], registry: Writer, record: Callable[[int, Outcome], None]
+    steps: list[tuple[int, Step]], registry: Writer, tags: Mapping[str, str],
+    record: Callable[[int, Outcome], None],
 ) -> None:
     failed = False
+    tagged: set[str] = set()
+
+    def tag(version: str, model: str) -> None:
+        if tags and version not in tagged:
+            try:
+                registry.set_tags(model, version, tags)
+            except Exception as e:
+                raise ProvenanceError(f"written, but its provenance tags could not be set: {_reason(e)}") from e
+            tagged.add(version)
+
     for index, step in steps:
         if isinstance(step, Transition) and step.archived_by is not None:
             continue  # performed, and recorded, by the promotion that archives it
@@ -68,6 +88,7 @@ def _apply_model(
             continue
         try:
             _execute(step, registry)
+            tag(step.version, step.model)
         except Exception as e:
             failed = True
             record(index, Outcome(step, Status.FAILED, _reason(e)))
@@ -78,6 +99,7 @@ def _apply_model(
         for i, s in covered:
             try:
                 _verify_stage(s, registry.stage_of(s.model, s.version))
+                tag(s.version, s.model)
                 record(i, Outcome(s, Status.APPLIED))
             except Exception as e:
                 failed = True

@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from . import uris
+from . import github, uris
 from .commands import Output
-from .errors import ControllerError
+from .errors import ConfigError, ControllerError
 
 app = typer.Typer(
     name="stagectl",
@@ -45,11 +45,16 @@ FormatOption = Annotated[Format, typer.Option("--format", help="Report format.")
 
 
 @app.command()
-def validate(file: FileOption = Path("stages.yaml")) -> int:
-    """Check the stages file offline: YAML, schema and meaning. Exit 1 on any problem."""
+def validate(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Stages files to check (as pre-commit passes them).", show_default=False)
+    ] = None,
+    file: FileOption = Path("stages.yaml"),
+) -> int:
+    """Check stages files offline: YAML, schema and meaning. Exit 1 on any problem."""
     from .commands.validate import validate as run
 
-    return run(file, Output())
+    return run(files or [file], Output())
 
 
 @app.command()
@@ -60,11 +65,16 @@ def plan(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 when in sync, 2 when changes are pending.")
     ] = False,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="A git ref (e.g. origin/main): also show the change to the file since it.",
+                     show_default=False),
+    ] = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
-    return run(file, tracking_uri, format.value, detailed_exitcode, Output())
+    return run(file, tracking_uri, format.value, detailed_exitcode, base, Output())
 
 
 @app.command()
@@ -75,11 +85,75 @@ def apply(
     parallelism: Annotated[
         int, typer.Option("--parallelism", min=1, max=64, help="Models written concurrently (server registries).")
     ] = 8,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Apply even when the stages file has uncommitted changes.")
+    ] = False,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
 
-    return run(file, tracking_uri, format.value, parallelism, Output())
+    return run(file, tracking_uri, format.value, parallelism, allow_dirty, Output())
+
+
+class StageName(enum.StrEnum):
+    production = "production"
+    staging = "staging"
+    archived = "archived"
+
+
+class HistoryFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def history(
+    model: Annotated[str, typer.Argument(help="The registered model.")],
+    file: FileOption = Path("stages.yaml"),
+    format: Annotated[HistoryFormat, typer.Option("--format", help="Report format.")] = HistoryFormat.text,
+) -> int:
+    """What was declared for a model, when, and who changed it: from the git log of the stages file."""
+    from .commands.history import history as run
+
+    return run(model, file, format.value, Output())
+
+
+@app.command("transition-version")
+def transition_version(
+    model_name: Annotated[str, typer.Option("--model-name", help="The registered model.")],
+    version: Annotated[int, typer.Option("--version", min=1, help="The model version.")],
+    stage: Annotated[
+        StageName | None,
+        typer.Option("--stage", case_sensitive=False, help="Move the version into this stage.", show_default=False),
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="Point this alias at the version instead.", show_default=False)
+    ] = None,
+    branch: Annotated[
+        str | None,
+        typer.Option("--branch", help="Commit the change on this new branch, ready for a pull request.",
+                     show_default=False),
+    ] = None,
+    file: FileOption = Path("stages.yaml"),
+) -> int:
+    """Propose a promotion by editing the stages file (never the registry), keeping its comments and layout."""
+    from .commands.transition import transition_version as run
+
+    return run(file, model_name, version, stage.value if stage else None, alias, branch, Output())
+
+
+@app.command()
+def export(
+    models: Annotated[list[str] | None, typer.Argument(help="Models to export (default: all).")] = None,
+    tracking_uri: UriOption = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.", show_default=False)
+    ] = None,
+) -> int:
+    """Print a stages file that describes the live registry: the way to start managing it."""
+    from .commands.export import export as run
+
+    return run(models or [], tracking_uri, output, Output())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except ControllerError as e:
         _print_error(str(e), prefix="" if _is_located(str(e)) else "error: ")
+        if isinstance(e, ConfigError) and github.active():
+            sys.stdout.write(uris.scrub(github.error_annotations(e.problems), uris.secrets()))
         return e.exit_code
     except typer.Abort:
         _print_error("aborted")

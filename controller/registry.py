@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,13 +56,16 @@ class Registry:
         """Whether concurrent writes are safe and useful: a server is; a local sqlite file locks."""
         return self.uri.startswith(("http://", "https://", "databricks"))
 
-    def read(self, names: Collection[str]) -> LiveState:
-        """Every version and alias of the named models that exist; reads whole pages, never one per version."""
-        wanted = set(names)
+    def read(self, names: Collection[str] | None) -> LiveState:
+        """Every version and alias of the named models that exist (None: of all models).
+
+        Reads whole pages, never one request per model or version.
+        """
+        wanted = None if names is None else set(names)
         aliases: dict[str, dict[str, str]] = {}
         for rm in self._pages(lambda token: self._client.search_registered_models(
                 max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)):
-            if rm.name in wanted:
+            if wanted is None or rm.name in wanted:
                 aliases[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
         for filter_string in _name_filters(sorted(aliases)):
@@ -93,6 +96,10 @@ class Registry:
     def alias_target(self, model: str, alias: str) -> str:
         mv = self._call(lambda: self._client.get_model_version_by_alias(model, alias))
         return str(mv.version)
+
+    def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._call(functools.partial(self._client.set_model_version_tag, model, version, key, value))
 
     def _pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token = None

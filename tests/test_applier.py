@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from controller import applier
 from controller.errors import RegistryError
@@ -18,6 +19,7 @@ class MemoryRegistry:
         self.models = {m.name: m for m in models}
         self.fail, self.ignore = fail, ignore
         self.writes: list[tuple[str, str]] = []
+        self.tags: dict[tuple[str, str], dict[str, str]] = {}
         self.lock = threading.Lock()
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
@@ -40,6 +42,12 @@ class MemoryRegistry:
 
     def alias_target(self, model: str, alias: str) -> str:
         return self.models[model].aliases[alias]
+
+    def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
+        with self.lock:
+            if self.fail == (model, "tags"):
+                raise RegistryError("registry answered PERMISSION_DENIED: tags")
+            self.tags.setdefault((model, version), {}).update(tags)
 
 
 STORY = (
@@ -87,3 +95,18 @@ def test_outcomes_are_reported_as_they_complete() -> None:
     seen: list[str] = []
     applier.apply(Plan("u", STORY), registry(), on_outcome=lambda o: seen.append(o.step.model))
     assert sorted(seen) == ["a", "a", "a", "b", "b"]
+
+
+def test_every_written_version_gets_the_provenance_tags_once() -> None:
+    memory = registry()
+    applier.apply(Plan("u", STORY), memory, tags={"stagectl.commit": "abc"})
+    assert memory.tags == {(m, v): {"stagectl.commit": "abc"} for m, v in
+                           [("a", "1"), ("a", "2"), ("b", "3"), ("b", "4")]}
+
+
+def test_a_tag_failure_fails_the_step_that_wrote() -> None:
+    memory = registry(fail=("b", "tags"))
+    result = applier.apply(Plan("u", STORY), memory, tags={"stagectl.commit": "abc"})
+    assert [o.status for o in result.outcomes][3:] == [Status.FAILED, Status.SKIPPED]
+    assert result.outcomes[3].error == ("written, but its provenance tags could not be set: "
+                                        "registry answered PERMISSION_DENIED: tags")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import applier
+from .. import applier, desired, github, gitops
 from ..model import ApplyResult, Outcome
 from ..reporters import json as json_report
 from ..reporters import markdown, text
 from . import Output
-from .plan import compute, render
+from .plan import checked_plan, connect, render
 
 
-def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, out: Output) -> int:
-    _, registry, plan = compute(file, tracking_uri, out)
+def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
+          out: Output) -> int:
+    state = desired.load(file)
+    provenance = _provenance(file, allow_dirty)
+    registry = connect(state, tracking_uri, out)
+    plan = checked_plan(state, registry.read([m.name for m in state.models]), registry)
     if plan.in_sync:
         nothing = ApplyResult(plan.tracking_uri, ())
         out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
@@ -28,9 +32,23 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, out:
         out.info(text.render_outcome(outcome, done, total))
 
     workers = parallelism if registry.parallel_writes else 1
-    result = applier.apply(plan, registry, parallelism=workers, on_outcome=progress)
+    tags = provenance.tags() if provenance else {}
+    result = applier.apply(plan, registry, parallelism=workers, tags=tags, on_outcome=progress)
     out.data(_render(result, fmt, out))
+    github.write_summary(markdown.render_result(result))
     return 0 if result.ok else 1
+
+
+def _provenance(file: Path, allow_dirty: bool) -> gitops.Provenance | None:
+    """The commit behind this apply; refuses a stages file with uncommitted changes unless allowed."""
+    checkout = gitops.Checkout.find(file)
+    if checkout is None:
+        return None
+    dirty = checkout.is_dirty()
+    if dirty and not allow_dirty:
+        raise gitops.GitError(f"{file} has uncommitted changes: what reaches the registry must be a commit "
+                              "(commit the change, or pass --allow-dirty)")
+    return gitops.Provenance(checkout.head(), dirty=dirty, run_url=gitops.run_url())
 
 
 def _render(result: ApplyResult, fmt: str, out: Output) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import desired, planner, uris
+from .. import desired, github, planner, uris
+from ..changes import Review, diff
 from ..errors import ConfigError
-from ..model import DesiredState, Plan
+from ..gitops import Checkout
+from ..model import DesiredState, LiveState, Plan, Step
 from ..reporters import json as json_report
 from ..reporters import markdown, text
 from . import Output
@@ -16,19 +18,20 @@ if TYPE_CHECKING:  # importing the registry module loads mlflow: only when a com
     from ..registry import Registry
 
 
-def compute(file: Path, tracking_uri: str | None, out: Output) -> tuple[DesiredState, Registry, Plan]:
-    """Load and check the file, read the registry, check the file against it, and plan."""
-    state = desired.load(file)
+def connect(state: DesiredState, tracking_uri: str | None, out: Output) -> Registry:
     uri = uris.resolve(tracking_uri, state.tracking_uri)
     out.also_hide(uri)
     from ..registry import Registry
 
-    registry = Registry(uri)
-    live = registry.read([m.name for m in state.models])
+    return Registry(uri)
+
+
+def checked_plan(state: DesiredState, live: LiveState, registry: Registry) -> Plan:
+    """The plan, once the file is known to agree with what exists in the registry."""
     problems = planner.check(state, live)
     if problems:
         raise ConfigError(problems)
-    return state, registry, planner.plan(state, live, registry.display_uri)
+    return planner.plan(state, live, registry.display_uri)
 
 
 def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
@@ -39,7 +42,46 @@ def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
     return text.render_plan(plan, source, color=out.color)
 
 
-def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, out: Output) -> int:
-    _, _, result = compute(file, tracking_uri, out)
-    out.data(render(result, fmt, str(file), out))
+def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, base: str | None,
+         out: Output) -> int:
+    state = desired.load(file)
+    before = _load_base(file, base) if base else None
+    registry = connect(state, tracking_uri, out)
+    names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
+    live = registry.read(sorted(names))
+    result = checked_plan(state, live, registry)
+    if base is None:
+        out.data(render(result, fmt, str(file), out))
+        github.write_summary(markdown.render_plan(result, str(file)))
+    else:
+        review = Review(base, diff(before, state), result, _drift(before, live))
+        if fmt == "json":
+            out.data(json_report.render_review(review))
+        elif fmt == "markdown":
+            out.data(markdown.render_review(review, str(file)))
+        else:
+            out.data(text.render_review(review, str(file), color=out.color))
+        github.write_summary(markdown.render_review(review, str(file)))
     return 2 if detailed_exitcode and not result.in_sync else 0
+
+
+def _load_base(file: Path, base: str) -> DesiredState:
+    """The stages file as it is at `base`; an empty one where it did not exist yet."""
+    checkout = Checkout(file)
+    source = f"{base}:{checkout.path}"
+    text_at_base = checkout.read_at(base)
+    if text_at_base is None:
+        return DesiredState(source, ())
+    return desired.parse(text_at_base, source)
+
+
+def _drift(before: DesiredState | None, live: LiveState) -> tuple[Step, ...]:
+    """Steps that would bring the registry to the file at base: none when the registry matches it."""
+    if before is None:
+        return ()
+    steps: list[Step] = []
+    for model in before.models:
+        single = DesiredState(before.path, (model,))
+        if not planner.check(single, live):  # a model or version gone since is not drift to report here
+            steps += planner.plan(single, live, "").steps
+    return tuple(steps)

@@ -1,15 +1,25 @@
-"""stagectl validate: check stages.yaml offline (no registry, no mlflow import)."""
+"""stagectl validate: check stages files offline (no registry, no mlflow import)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import desired
+from ..errors import ConfigError, Problem
 from . import Output
 
 
-def validate(file: Path, out: Output) -> int:
-    state = desired.load(file)
-    count = len(state.models)
-    out.info(f"{file}: valid ({count} model{'' if count == 1 else 's'})")
+def validate(files: list[Path], out: Output) -> int:
+    """Every problem of every file, reported together."""
+    problems: list[Problem] = []
+    for file in files:
+        try:
+            state = desired.load(file)
+        except ConfigError as e:
+            problems += e.problems
+            continue
+        count = len(state.models)
+        out.info(f"{file}: valid ({count} model{'' if count == 1 else 's'})")
+    if problems:
+        raise ConfigError(tuple(problems))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..changes import Review
 from ..model import ApplyResult, Plan, SetAlias, Step
 
 FORMAT_VERSION = 1
@@ -30,6 +31,17 @@ def plan_data(plan: Plan) -> dict[str, Any]:
 
 def render_plan(plan: Plan) -> str:
     return json.dumps(plan_data(plan), indent=2) + "\n"
+
+
+def render_review(review: Review) -> str:
+    data = plan_data(review.plan)
+    data["base"] = {
+        "ref": review.base,
+        "changes": [{"model": c.model, "key": c.key, "before": c.before, "after": c.after}
+                    for c in review.changes],
+        "drift_steps": [step_data(s) for s in review.drift],
+    }
+    return json.dumps(data, indent=2) + "\n"
 
 
 def render_result(result: ApplyResult) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, Step
 from . import counts, describe, in_sync_line, note, summary
 
@@ -19,17 +20,74 @@ def render_result(result: ApplyResult) -> str:
     return head + _table(tuple(o.step for o in result.outcomes), result.outcomes)
 
 
-def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None) -> str:
-    rows = ["| # | Model | Change | Note |" + (" Result |" if outcomes else ""),
-            "|--:|---|---|---|" + ("---|" if outcomes else "")]
-    for i, step in enumerate(steps, 1):
+def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, rows: int | None = None) -> str:
+    """Steps as a table; `rows` limits how many are shown (numbers and notes still refer to all)."""
+    table = ["| # | Model | Change | Note |" + (" Result |" if outcomes else ""),
+             "|--:|---|---|---|" + ("---|" if outcomes else "")]
+    for i, step in enumerate(steps[:rows], 1):
         row = f"| {i} | {_cell(step.model)} | {_cell(describe(step))} | {note(step, steps)} |"
         if outcomes:
             outcome = outcomes[i - 1]
             row += f" {outcome.status.value}{': ' + _cell(outcome.error) if outcome.error else ''} |"
-        rows.append(row)
-    return "\n".join(rows) + "\n"
+        table.append(row)
+    return "\n".join(table) + "\n"
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+MARKER = "<!-- stagectl:plan -->"  # lets CI find and update its one comment instead of adding more
+LIMIT = 65_536  # GitHub's maximum comment size, in characters
+_CUT_STEPS = (None, 1000, 300, 100, 30, 0)
+
+
+def render_review(review: Review, source: str) -> str:
+    """One sticky pull-request comment: summary line first, detail folded, always under GitHub's limit."""
+    for max_rows in _CUT_STEPS:
+        text = _review(review, source, max_rows)
+        if len(text) <= LIMIT - 1000:
+            return text
+    return text[: LIMIT - 1000]  # unreachable in practice: the summary alone is a few hundred characters
+
+
+def _review(review: Review, source: str, max_rows: int | None) -> str:
+    plan = review.plan
+    headline = "no registry changes" if plan.in_sync else summary(plan)
+    parts = [MARKER, f"### stagectl plan: {headline}", "",
+             f"Registry: `{plan.tracking_uri}` · compared with `{_cell(review.base)}`", ""]
+    if review.drift:
+        parts += [
+            "> [!WARNING]",
+            f"> The registry does not match {source} on `{_cell(review.base)}`: "
+            f"{len(review.drift)} step{'s' if len(review.drift) != 1 else ''} would bring it back "
+            "(a change made outside git, or a merge not yet applied). The steps below include them.",
+            "",
+        ]
+    changed_models = len({c.model for c in review.changes})
+    parts += [f"<details><summary>Change under review: {len(review.changes)} declared change"
+              f"{'s' if len(review.changes) != 1 else ''} to {changed_models} model"
+              f"{'s' if changed_models != 1 else ''}</summary>", ""]
+    if review.changes:
+        rows = ["| Model | Change |", "|---|---|"]
+        rows += [f"| {_cell(c.model)} | {_cell(str(c))} |" for c in review.changes[:max_rows]]
+        parts += [*rows, *_cut_note(len(review.changes), max_rows)]
+    else:
+        parts.append(f"{source} declares nothing different from `{_cell(review.base)}`.")
+    parts += ["", "</details>", ""]
+    open_attr = " open" if len(plan.steps) <= 20 else ""
+    parts += [f"<details{open_attr}><summary>Registry steps when this merges: {len(plan.steps)}</summary>", ""]
+    if plan.in_sync:
+        parts.append(in_sync_line(plan, source))
+    else:
+        shown = plan.steps[:max_rows]
+        parts += [_table(plan.steps, None, rows=len(shown)).rstrip("\n"), *_cut_note(len(plan.steps), max_rows)]
+    parts += ["", "</details>", ""]
+    return "\n".join(parts)
+
+
+def _cut_note(total: int, max_rows: int | None) -> list[str]:
+    if max_rows is None or total <= max_rows:
+        return []
+    return ["", f"_Showing {max_rows} of {total} rows to stay within GitHub's comment size; "
+            "run `stagectl plan --base` locally for the full report._"]

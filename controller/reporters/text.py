@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step
 from . import change, counts, describe, in_sync_line, note, summary, verb
 
@@ -56,3 +57,16 @@ def _verb_color(step: Step) -> str:
 
 def _paint(text: str, color: str, enabled: bool) -> str:
     return f"\033[{_CODES[color]}m{text}\033[0m" if enabled else text
+
+
+def render_review(review: Review, source: str, *, color: bool = False) -> str:
+    lines = [f"Change under review ({source}, {review.base} → working tree):"]
+    width = max((len(c.model) for c in review.changes), default=0)
+    lines += [f"  {c.model:<{width}}  {c}" for c in review.changes] or ["  (nothing declared differs)"]
+    if review.drift:
+        count = len(review.drift)
+        warning = (f"Drift: the registry does not match {source} on {review.base}; {count} "
+                   f"step{'s' if count != 1 else ''} would bring it back (a change made outside git, "
+                   "or a merge not yet applied). The steps below include them.")
+        lines += ["", _paint(warning, "yellow", color)]
+    return "\n".join(lines) + "\n\n" + render_plan(review.plan, source, color=color)

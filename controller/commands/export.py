@@ -1,0 +1,55 @@
+"""stagectl export: a stages.yaml describing the live registry, the way to start managing it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import desired, uris
+from ..edit import yaml_key
+from ..errors import ConfigError, Problem
+from ..model import LiveState, Stage, version_key
+from . import Output
+
+
+def export(models: list[str], tracking_uri: str | None, output: Path | None, out: Output) -> int:
+    uri = uris.resolve(tracking_uri, None)
+    out.also_hide(uri)
+    from ..registry import Registry
+
+    registry = Registry(uri)
+    live = registry.read(models or None)
+    missing = sorted(set(models) - set(live.models))
+    if missing:
+        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' does not exist") for m in missing))
+    text = render(live, registry.display_uri)
+    desired.parse(text, "exported stages.yaml")  # what we write must be what we read
+    if output is None:
+        out.data(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.info(f"wrote {output}: {len(live.models)} model{'' if len(live.models) == 1 else 's'}")
+    return 0
+
+
+def render(live: LiveState, source: str) -> str:
+    lines = ["# yaml-language-server: $schema=schemas/stages.schema.json",
+             f"# Exported from {source} by stagectl export.",
+             "apiVersion: stagectl/v1",
+             "models:" + ("" if live.models else " {}")]
+    for name in sorted(live.models):
+        model = live.models[name]
+        lines.append(f"  {yaml_key(name)}:")
+        body = [f"production: {_versions(model.in_stage(Stage.PRODUCTION))}",
+                f"staging: {_versions(model.in_stage(Stage.STAGING))}"]
+        if archived := model.in_stage(Stage.ARCHIVED):
+            body.append(f"archived: {_versions(archived)}")
+        if model.aliases:
+            body.append("aliases:")
+            body += [f"  {yaml_key(a)}: {v}" for a, v in sorted(model.aliases.items())]
+        lines += [f"    {line}" for line in body]
+    return "\n".join(lines) + "\n"
+
+
+def _versions(versions: frozenset[str]) -> str:
+    ordered = sorted(versions, key=version_key)
+    return ordered[0] if len(ordered) == 1 else f"[{', '.join(ordered)}]"

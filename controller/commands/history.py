@@ -1,0 +1,66 @@
+"""stagectl history MODEL: who changed a model's stages and aliases, when, from git (no registry)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import desired
+from ..changes import Change, diff
+from ..errors import ConfigError
+from ..gitops import Checkout, Commit
+from ..model import DesiredState
+from . import Output
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    commit: Commit
+    changes: tuple[Change, ...]
+    note: str = ""  # set when the file at this commit could not be read
+
+
+def history(model: str, file: Path, fmt: str, out: Output) -> int:
+    checkout = Checkout(file)
+    entries = list(_entries(checkout, model))
+    if fmt == "json":
+        out.data(json.dumps({"format_version": 1, "model": model, "file": checkout.path, "entries": [
+            {"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
+             "subject": e.commit.subject, "note": e.note or None,
+             "changes": [{"key": c.key, "before": c.before, "after": c.after} for c in e.changes]}
+            for e in entries]}, indent=2) + "\n")
+        return 0
+    if not entries:
+        out.data(f"No commit to {checkout.path} has changed {model}.\n")
+        return 0
+    rows = [(e.commit.date[:10], e.commit.sha[:7], e.commit.author.split(" <")[0], e.commit.subject,
+             e.note or "; ".join(str(c) for c in e.changes)) for e in entries]
+    header = ("DATE", "COMMIT", "AUTHOR", "SUBJECT", "CHANGE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = [f"History of {model} in {checkout.path}, newest first:", ""]
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    out.data("\n".join(lines) + "\n")
+    return 0
+
+
+def _entries(checkout: Checkout, model: str) -> list[Entry]:
+    parsed: dict[str | None, DesiredState | None] = {None: None}
+
+    def load(text: str | None, commit: Commit) -> DesiredState | None:
+        if text not in parsed:
+            parsed[text] = desired.parse(text or "", f"{commit.sha[:7]}:{checkout.path}")
+        return parsed[text]
+
+    entries = []
+    for commit, before, after in checkout.history():
+        try:
+            changes = tuple(c for c in diff(load(before, commit), load(after, commit)) if c.model == model)
+        except ConfigError:
+            if after is not None and model in after:
+                entries.append(Entry(commit, (), note="(the file did not validate at this commit or its parent)"))
+            continue
+        if changes:
+            entries.append(Entry(commit, changes))
+    return entries

@@ -1,0 +1,40 @@
+"""stagectl transition-version: propose a promotion by editing stages.yaml (never the registry)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import edit
+from ..errors import ConfigError, Problem
+from ..gitops import Checkout, GitError
+from . import Output
+
+
+def transition_version(file: Path, model: str, version: int, stage: str | None, alias: str | None,
+                       branch: str | None, out: Output) -> int:
+    if (stage is None) == (alias is None):
+        raise ConfigError((Problem(str(file), "give exactly one of --stage and --alias"),))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError((Problem(str(file), "file not found"),)) from None
+    checkout = Checkout(file) if branch else None
+    if checkout is not None and checkout.is_dirty():
+        raise GitError(f"{file} has uncommitted changes; commit or stash them before --branch")
+    if stage is not None:
+        new = edit.move_version(text, model, str(version), stage, str(file))
+        message = f"Move {model} version {version} to {stage}"
+    else:
+        assert alias is not None
+        new = edit.move_alias(text, model, alias, str(version), str(file))
+        message = f"Point {model} alias {alias} at version {version}"
+    if new == text:
+        out.info(f"{file} already declares that; nothing to change")
+        return 0
+    if checkout is not None and branch is not None:
+        commit = checkout.commit_on_new_branch(branch, new, message)
+        out.info(f"{message}: committed {commit.sha[:7]} on new branch '{branch}'")
+    else:
+        file.write_text(new, encoding="utf-8")
+        out.info(f"{message}: {file} updated")
+    return 0

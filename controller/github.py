@@ -1,0 +1,39 @@
+"""What stagectl adds when it runs in GitHub Actions: the job's step summary and annotations on the diff."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+from .errors import Problem
+
+
+def active(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("GITHUB_ACTIONS") == "true"
+
+
+def write_summary(markdown: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Append a report to the job summary page, when GitHub gives one."""
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if active(environ) and path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown.rstrip("\n") + "\n\n")
+
+
+def error_annotations(problems: Iterable[Problem]) -> str:
+    """Workflow commands that show each problem on its line of the pull request's diff."""
+    lines = []
+    for p in problems:
+        where = f"file={_property(p.file)}"
+        if p.line is not None:
+            where += f",line={p.line},col={p.col or 1}"
+        lines.append(f"::error {where}::{_data(p.message)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")

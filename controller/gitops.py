@@ -1,0 +1,138 @@
+"""Everything that touches git (through gitpython): the file at a ref, provenance, history, branches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ControllerError
+
+
+class GitError(ControllerError):
+    """A git operation the user asked for cannot be done (no repository, unknown ref, dirty file, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    sha: str
+    author: str
+    date: str  # ISO 8601, the author date
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Why a write happened: the commit that holds the file, and in CI the run that applied it."""
+
+    commit: Commit
+    dirty: bool = False
+    run_url: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        subject = self.commit.subject
+        if self.dirty:
+            subject += " (applied with uncommitted changes to the stages file)"
+        tags = {
+            "stagectl.commit": self.commit.sha,
+            "stagectl.commit_author": self.commit.author,
+            "stagectl.commit_subject": subject[:5000],
+        }
+        if self.run_url:
+            tags["stagectl.run_url"] = self.run_url
+        return tags
+
+
+class Checkout:
+    """The git repository that holds a stages file."""
+
+    def __init__(self, file: Path) -> None:
+        import git
+
+        try:
+            self._repo = git.Repo(file.resolve().parent, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise GitError(f"{file} is not inside a git repository") from None
+        root = Path(self._repo.working_tree_dir or ".").resolve()
+        self.path = file.resolve().relative_to(root).as_posix()  # the file, relative to the repository root
+        self.root = root
+
+    @classmethod
+    def find(cls, file: Path) -> Checkout | None:
+        try:
+            return cls(file)
+        except GitError:
+            return None
+
+    def read_at(self, ref: str) -> str | None:
+        """The file's text at a ref, or None when the file does not exist there."""
+        import git
+
+        try:
+            commit = self._repo.commit(ref)
+        except (git.BadName, ValueError, git.GitCommandError):
+            raise GitError(f"unknown git ref '{ref}'") from None
+        return _text_at(commit, self.path)
+
+    def is_dirty(self) -> bool:
+        """Whether the file differs from HEAD, in the index or the working tree, or is untracked."""
+        if self.path in self._repo.untracked_files:
+            return True
+        if not self._repo.head.is_valid():
+            return True
+        return bool(self._repo.git.status("--porcelain", "--", self.path).strip())
+
+    def head(self) -> Commit:
+        if not self._repo.head.is_valid():
+            raise GitError("the repository has no commits yet")
+        return _commit(self._repo.head.commit)
+
+    def history(self) -> Iterator[tuple[Commit, str | None, str | None]]:
+        """(commit, file before, file after) for each commit that changed the file, newest first."""
+        for c in self._repo.iter_commits(paths=self.path):
+            after = _text_at(c, self.path)
+            before = _text_at(c.parents[0], self.path) if c.parents else None
+            yield _commit(c), before, after
+
+    def commit_on_new_branch(self, branch: str, text: str, message: str) -> Commit:
+        """Create `branch` at HEAD, switch to it, and commit `text` as the file: nothing else goes in."""
+        import git
+
+        if branch in [h.name for h in self._repo.heads]:
+            raise GitError(f"branch '{branch}' already exists")
+        try:
+            self._repo.git.check_ref_format("--branch", branch)
+        except git.GitCommandError:
+            raise GitError(f"'{branch}' is not a valid branch name") from None
+        self._repo.git.switch("-c", branch)
+        (self.root / self.path).write_text(text, encoding="utf-8")
+        self._repo.git.add("--", self.path)
+        self._repo.git.commit("-m", message, "--", self.path)
+        return self.head()
+
+
+def run_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The GitHub Actions run applying this, from the variables GitHub sets."""
+    parts = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    if not all(parts):
+        return None
+    server, repository, run_id = parts
+    return f"{server}/{repository}/actions/runs/{run_id}"
+
+
+def _commit(c: object) -> Commit:
+    sha: str = c.hexsha  # type: ignore[attr-defined]
+    author = c.author  # type: ignore[attr-defined]
+    date: str = c.authored_datetime.isoformat()  # type: ignore[attr-defined]
+    subject = str(c.message).splitlines()[0] if c.message else ""  # type: ignore[attr-defined]
+    return Commit(sha=sha, author=f"{author.name} <{author.email}>", date=date, subject=subject)
+
+
+def _text_at(commit: object, path: str) -> str | None:
+    try:
+        blob = commit.tree / path  # type: ignore[attr-defined]
+    except KeyError:
+        return None
+    data: bytes = blob.data_stream.read()
+    return data.decode("utf-8", errors="replace")
