@@ -115,7 +115,7 @@ class _Editor:
         prefix = self.text[first.index - first.column: first.index]  # e.g. "      - "
         added = "".join(f"\n{prefix}{v}" for v in versions if v not in present)
         if added:
-            self._after_line(old.value[-1].end_mark.index, added)
+            self._after_line(_last_end(old), added)
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
         entry = self._model_node(model)
@@ -165,7 +165,7 @@ class _Editor:
 
     def _append_line(self, mapping: yaml.MappingNode, line: str) -> None:
         """Add a line after the last line of a block mapping."""
-        self._after_line(mapping.value[-1][1].end_mark.index, "\n" + line)
+        self._after_line(_last_end(mapping), "\n" + line)
 
     def _after_line(self, index: int, text: str) -> None:
         """Insert text at the end of the line holding `index`, after any comment on it."""
@@ -175,6 +175,15 @@ class _Editor:
 
     def _replace(self, start: int, end: int, text: str) -> None:
         self.edits.append(_Edit(start, end, text))
+
+
+def _last_end(node: yaml.Node) -> int:
+    """Where a node's text really ends: a block collection's own end mark lies past its last line break."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style and node.value:
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    end: int = node.end_mark.index
+    return end
 
 
 def _value(mapping: yaml.Node | None, key: str) -> yaml.Node | None:

@@ -1,0 +1,113 @@
+"""The GitHub workflows and the pre-commit hook that teams copy: audited, schema-checked, least privilege."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github/workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def load(path: Path) -> dict:  # type: ignore[type-arg]
+    data = yaml.safe_load(path.read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as true
+    return data
+
+
+def test_the_three_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOWS] == ["ci.yml", "stagectl-pr.yml", "stagectl-reconcile.yml"]
+
+
+def test_zizmor_finds_nothing_even_as_an_auditor() -> None:
+    zizmor = shutil.which("zizmor", path=str(BIN))
+    assert zizmor, "zizmor is in the dev extra"
+    result = subprocess.run([zizmor, "--offline", "--persona", "auditor", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_workflows_match_githubs_schema() -> None:
+    checker = shutil.which("check-jsonschema", path=str(BIN))
+    assert checker, "check-jsonschema is in the dev extra"
+    result = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_least_privilege_and_pinned_actions(path: Path) -> None:
+    workflow = load(path)
+    assert workflow["permissions"] == {}
+    assert "pull_request_target" not in workflow["on"]
+    for name, job in workflow["jobs"].items():
+        assert "timeout-minutes" in job, name
+        granted = job.get("permissions", {})
+        assert set(granted.values()) <= {"read", "write"}
+        if granted.get("pull-requests") == "write":
+            assert name == "comment"
+        for step in job["steps"]:
+            if "uses" in step:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+
+
+def test_pull_request_workflow_spares_forks_and_comments_once() -> None:
+    workflow = load(ROOT / ".github/workflows/stagectl-pr.yml")
+    assert workflow["on"]["pull_request"]["paths"] == ["stages.yaml"]
+    assert workflow["jobs"]["plan"]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert "<!-- stagectl:plan -->" in workflow["jobs"]["comment"]["steps"][0]["run"]
+
+
+def test_reconcile_never_cancels_and_skips_superseded_runs() -> None:
+    workflow = load(ROOT / ".github/workflows/stagectl-reconcile.yml")
+    assert workflow["concurrency"] == {"group": "stagectl-reconcile", "cancel-in-progress": False}
+    assert set(workflow["on"]) == {"push", "schedule", "workflow_dispatch"}
+    job = workflow["jobs"]["apply"]
+    assert job["environment"] == "mlflow-registry"
+    apply_step = job["steps"][-1]
+    assert apply_step["run"] == "stagectl apply" and apply_step["if"] == "steps.head.outputs.current == 'true'"
+
+
+def test_pre_commit_hook_validates_stages_files() -> None:
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "stagectl-validate" and hook["entry"] == "stagectl validate"
+    assert re.search(hook["files"], "deploy/stages.yaml") and not re.search(hook["files"], "other.yaml")
+
+
+def test_validate_checks_every_file_it_is_given(tmp_path: Path) -> None:
+    good = tmp_path / "stages.yaml"
+    good.write_text((ROOT / "stages.yaml").read_text())
+    bad = tmp_path / "bad-stages.yaml"
+    bad.write_text("apiVersion: stagectl/v1\nmodels:\n  m: {production: 1.5}\n")
+    result = subprocess.run([str(BIN / "stagectl"), "validate", str(good), str(bad)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"{good}: valid (1 model)" in result.stderr
+    assert f"{bad}:3:19: '1.5' is read by YAML as a decimal number" in result.stderr
+
+
+OFFLINE = [
+    ["--help"], ["validate", "--help"], ["validate"], ["history", "fraud-detector"],
+    ["transition-version", "--model-name", "fraud-detector", "--version", "3", "--stage", "staging"],
+]
+
+
+@pytest.mark.parametrize("args", OFFLINE, ids=" ".join)
+def test_offline_commands_never_import_mlflow(args: list[str], tmp_path: Path) -> None:
+    from tests.gitrepo import commit_file, make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, (ROOT / "stages.yaml").read_text(), "Initial")
+    probe = ("import sys; from controller.cli import main; code = main(sys.argv[1:]); "
+             "loaded = sorted(m for m in sys.modules if m == 'mlflow' or m.startswith('mlflow.')); "
+             "print('MLFLOW:', loaded); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", probe, *args], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "MLFLOW: []" in result.stdout
