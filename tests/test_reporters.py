@@ -7,7 +7,10 @@ from pathlib import Path
 
 import jsonschema
 
-from controller.model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Transition
+from controller import github
+from controller.changes import Change, Review
+from controller.errors import Problem
+from controller.model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
 from controller.reporters import json as json_report
 from controller.reporters import markdown, text
 
@@ -131,3 +134,34 @@ def test_json_result_carries_each_outcome() -> None:
     assert data["ok"] is False
     assert [(s["status"], s["error"]) for s in data["steps"]][:2] == [
         ("applied", None), ("failed", "registry answered PERMISSION_DENIED: no | way")]
+
+
+def _review(steps: tuple[Step, ...], changes: int, drift: tuple[Step, ...] = ()) -> Review:
+    listed = tuple(Change(f"model-{i:05d}", "production", "1", "2") for i in range(changes))
+    return Review("origin/main", listed, Plan(URI, steps), drift)
+
+
+def test_markdown_review_is_one_sticky_comment_with_summary_first() -> None:
+    text = markdown.render_review(_review(STEPS[2:5], 1, drift=STEPS[:1]), "stages.yaml")
+    lines = text.splitlines()
+    assert lines[0] == "<!-- stagectl:plan -->"
+    assert lines[1] == "### stagectl plan: 3 changes to 1 model (2 transitions, 1 alias move)"
+    assert "> [!WARNING]" in lines
+    assert "<details><summary>Change under review: 1 declared change to 1 model</summary>" in lines
+    assert "| model-00000 | production: 1 → 2 |" in lines
+    assert "<details open><summary>Registry steps when this merges: 3</summary>" in lines
+
+
+def test_markdown_review_stays_under_githubs_comment_limit() -> None:
+    steps = tuple(Transition(f"model-{i:05d}", "2", S, P) for i in range(5000))
+    text = markdown.render_review(_review(steps, 5000), "stages.yaml")
+    assert len(text) < markdown.LIMIT
+    assert text.startswith("<!-- stagectl:plan -->\n### stagectl plan: 5000 changes to 5000 models")
+    assert "_Showing " in text and "of 5000 rows" in text
+
+
+def test_github_annotations_escape_workflow_command_syntax() -> None:
+    problems = [Problem("dir,x/stages.yaml", "bad: 100%\nsecond line", 3, 7), Problem("s.yaml", "no file")]
+    assert github.error_annotations(problems) == (
+        "::error file=dir%2Cx/stages.yaml,line=3,col=7::bad: 100%25%0Asecond line\n"
+        "::error file=s.yaml::no file\n")
