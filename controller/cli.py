@@ -156,6 +156,50 @@ def export(
     return run(models or [], tracking_uri, output, Output())
 
 
+class ResolveFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def resolve(
+    model: Annotated[str, typer.Argument(help="The registered model.")],
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="production, staging or archived.", show_default=False)
+    ] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="An alias, e.g. champion.", show_default=False)] = None,
+    check_file: Annotated[
+        Path | None,
+        typer.Option("--check-file", help="Also require the registry to agree with this reviewed stages file.",
+                     show_default=False),
+    ] = None,
+    tracking_uri: UriOption = None,
+    format: Annotated[
+        ResolveFormat, typer.Option("--format", help="text: the pinned URI only; json: the whole record.")
+    ] = ResolveFormat.text,
+) -> int:
+    """Print the pinned URI (models:/NAME/VERSION) of the one version in a stage or behind an alias."""
+    from .commands.resolve import resolve as run
+
+    return run(model, stage, alias, check_file, tracking_uri, format.value, Output())
+
+
+@app.command("cleanup-report")
+def cleanup_report(
+    models: Annotated[list[str] | None, typer.Argument(help="Models to report on (default: all).")] = None,
+    file: FileOption = Path("stages.yaml"),
+    tracking_uri: UriOption = None,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Idle for longer than this: 90d, 12h, 30m, 45s, 2w.")
+    ] = "90d",
+    format: FormatOption = Format.text,
+) -> int:
+    """List archived versions no alias points at, the file does not mention, idle for long. Deletes nothing."""
+    from .commands.cleanup import cleanup_report as run
+
+    return run(models or [], file, tracking_uri, older_than, format.value, Output())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the one place where errors become messages and exit codes."""
     try:

@@ -41,3 +41,15 @@ class RegistryError(ControllerError):
         self.code = code
         self.transient = transient
         super().__init__(message)
+
+
+class ResolveError(ControllerError):
+    """An application asked for a model that cannot be resolved to exactly one trustworthy version."""
+
+
+class AmbiguousModelError(ResolveError):
+    """No version, or more than one, is in the stage asked for."""
+
+
+class UnreviewedModelError(ResolveError):
+    """The registry disagrees with the reviewed stages file: serving it would serve an unreviewed change."""

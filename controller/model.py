@@ -69,6 +69,19 @@ class LiveVersion:
     version: str
     stage: Stage
     status: str = "READY"
+    run_id: str | None = None
+    created_ms: int = 0  # creation time, milliseconds since the epoch
+    updated_ms: int = 0  # last update (a transition updates it), milliseconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDetail:
+    """One version as an application sees it: everything needed to load and trust it."""
+
+    live: LiveVersion
+    aliases: tuple[str, ...]
+    tags: Mapping[str, str]
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

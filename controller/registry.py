@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import uris
-from .errors import RegistryError
-from .model import LiveModel, LiveState, LiveVersion, Stage
+from .errors import RegistryError, ResolveError
+from .model import LiveModel, LiveState, LiveVersion, Stage, VersionDetail
 
 # MLflow's defaults retry a dead server for about four minutes; a reconcile job should say so in seconds.
 # Users keep the last word: a variable already set is left alone.
@@ -86,6 +86,32 @@ class Registry:
             model, version, stage.value, archive_existing_versions=archive_existing))
         return Stage.parse(mv.current_stage)
 
+    def describe_version(self, model: str, version: str | None = None, alias: str | None = None) -> VersionDetail:
+        """One version in full (by number, or by alias): stage, aliases, run and tags."""
+        if alias is not None:
+            mv = self._call(lambda: self._client.get_model_version_by_alias(model, alias))
+        else:
+            mv = self._call(lambda: self._client.get_model_version(model, version))
+        return VersionDetail(
+            live=_live_version(mv), aliases=tuple(sorted(mv.aliases or ())),
+            tags={str(k): str(v) for k, v in (mv.tags or {}).items()}, source=str(mv.source or ""))
+
+    def load_pyfunc(self, uri: str) -> Any:
+        """Load a model through mlflow.pyfunc from this registry (needs the full mlflow package)."""
+        try:
+            import mlflow
+            import mlflow.pyfunc
+        except ImportError:
+            raise ResolveError("loading a model needs the full mlflow package: pip install 'stagectl[serve]'") from None
+        previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        mlflow.set_tracking_uri(self.uri)  # models:/ and mlflow-artifacts:/ resolve against these
+        mlflow.set_registry_uri(self.uri)
+        try:
+            return self._call(lambda: mlflow.pyfunc.load_model(uri))
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
+
     def stage_of(self, model: str, version: str) -> Stage:
         mv = self._call(lambda: self._client.get_model_version(model, version))
         return Stage.parse(mv.current_stage)
@@ -133,7 +159,9 @@ class Registry:
 
 
 def _live_version(mv: Any) -> LiveVersion:
-    return LiveVersion(version=str(mv.version), stage=Stage.parse(mv.current_stage), status=str(mv.status))
+    return LiveVersion(version=str(mv.version), stage=Stage.parse(mv.current_stage), status=str(mv.status),
+                       run_id=mv.run_id or None, created_ms=int(mv.creation_timestamp or 0),
+                       updated_ms=int(mv.last_updated_timestamp or 0))
 
 
 def _name_filters(names: list[str]) -> Iterator[str]:

@@ -32,6 +32,7 @@ class Server:
     uri: str
     process: subprocess.Popen[bytes]
     log: Path
+    backend: str
 
 
 def start_server(workdir: Path, backend_uri: str | None = None, extra_args: tuple[str, ...] = ()) -> Server:
@@ -53,7 +54,7 @@ def start_server(workdir: Path, backend_uri: str | None = None, extra_args: tupl
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
                 if response.status == 200:
-                    return Server(uri, process, log)
+                    return Server(uri, process, log, backend)
         except OSError:
             time.sleep(0.3)
     process.kill()

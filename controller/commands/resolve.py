@@ -1,0 +1,18 @@
+"""stagectl resolve: the pinned URI of the one version a deployment should load, for shell scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..resolve import get_model
+from . import Output
+
+
+def resolve(model: str, stage: str | None, alias: str | None, check_file: Path | None, tracking_uri: str | None,
+            fmt: str, out: Output) -> int:
+    if tracking_uri:
+        out.also_hide(tracking_uri)
+    resolved = get_model(model, stage=stage, alias=alias, tracking_uri=tracking_uri, stages_file=check_file)
+    out.data(json.dumps(resolved.as_dict(), indent=2) + "\n" if fmt == "json" else resolved.uri + "\n")
+    return 0
