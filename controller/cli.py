@@ -42,6 +42,11 @@ UriOption = Annotated[
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Report format.")]
+MaxChangesOption = Annotated[
+    int | None,
+    typer.Option("--max-changes", min=1, help="Allow this many steps, over the file's defaults.policy.max_changes.",
+                 show_default=False),
+]
 
 
 @app.command()
@@ -70,11 +75,12 @@ def plan(
         typer.Option("--base", help="A git ref (e.g. origin/main): also show the change to the file since it.",
                      show_default=False),
     ] = None,
+    max_changes: MaxChangesOption = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
-    return run(file, tracking_uri, format.value, detailed_exitcode, base, Output())
+    return run(file, tracking_uri, format.value, detailed_exitcode, base, max_changes, Output())
 
 
 @app.command()
@@ -88,11 +94,12 @@ def apply(
     allow_dirty: Annotated[
         bool, typer.Option("--allow-dirty", help="Apply even when the stages file has uncommitted changes.")
     ] = False,
+    max_changes: MaxChangesOption = None,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
 
-    return run(file, tracking_uri, format.value, parallelism, allow_dirty, Output())
+    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, Output())
 
 
 class StageName(enum.StrEnum):

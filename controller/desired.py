@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError, Problem
-from .model import DesiredModel, DesiredState, Position, version_key
+from .model import DesiredModel, DesiredState, Policy, Position, version_key
 
 MAX_BYTES = 4 * 1024 * 1024  # thousands of models fit in a fraction of this; anything larger is a mistake
 MAX_DEPTH = 20  # the format nests 5 deep
@@ -198,8 +198,11 @@ class _Document:
                          "write versions as plain digits without leading zeros", path)
             return None
         if tag == _TAG + "float":
-            self.problem(at, f"'{value}' is read by YAML as a decimal number, not a version; "
-                         "versions are whole numbers (quote it if you mean text)", path)
+            if "require_tags" in path:
+                self.problem(at, f"'{value}' is read by YAML as a number; tag values are text: quote it", path)
+            else:
+                self.problem(at, f"'{value}' is read by YAML as a decimal number, not a version; "
+                             "versions are whole numbers (quote it if you mean text)", path)
             return None
         self.problem(at, f"'{value}' is read by YAML as {_kind(node)}; quote it if you mean text", path)
         return None
@@ -306,7 +309,15 @@ def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
     return error.schema if isinstance(error.schema, Mapping) else {}
 
 
+def _policy(data: Mapping[str, Any] | None) -> Policy:
+    data = data or {}
+    return Policy(require_tags=dict(data.get("require_tags") or {}), promote_from=data.get("promote_from"),
+                  frozen=data.get("frozen"))
+
+
 def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
+    file_policy = (data.get("defaults") or {}).get("policy") or {}
+    defaults = _policy(file_policy)
     models = []
     for model_name in sorted(data["models"]):
         entry = data["models"][model_name] or {}
@@ -329,12 +340,13 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
             staging=stages.get("staging"),
             archived=stages.get("archived") or frozenset(),
             aliases=dict(sorted(aliases.items())),
+            policy=_policy(entry.get("policy")).over(defaults),
             position=doc.where(("models", model_name), key=True),
             version_positions=dict(sorted(version_positions.items(), key=lambda kv: version_key(kv[0]))),
             alias_positions=alias_positions,
         ))
     uri = (data.get("registry") or {}).get("tracking_uri")
-    return DesiredState(path=name, models=tuple(models), tracking_uri=uri)
+    return DesiredState(path=name, models=tuple(models), tracking_uri=uri, max_changes=file_policy.get("max_changes"))
 
 
 def _position(mark: Any) -> Position:

@@ -53,3 +53,7 @@ class AmbiguousModelError(ResolveError):
 
 class UnreviewedModelError(ResolveError):
     """The registry disagrees with the reviewed stages file: serving it would serve an unreviewed change."""
+
+
+class GateError(ControllerError):
+    """The plan violates a promotion gate: nothing is written."""

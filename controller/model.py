@@ -38,6 +38,22 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class Policy:
+    """Promotion gates for one model (the file's defaults with the model's own keys over them)."""
+
+    require_tags: Mapping[str, str] = field(default_factory=dict)
+    promote_from: str | None = None  # "staging": only from staging (now, or declared before)
+    frozen: str | None = None  # the reason; pending changes are held
+
+    def over(self, defaults: Policy) -> Policy:
+        return Policy(
+            require_tags=self.require_tags if self.require_tags else defaults.require_tags,
+            promote_from=self.promote_from if self.promote_from is not None else defaults.promote_from,
+            frozen=self.frozen if self.frozen is not None else defaults.frozen,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredModel:
     """What stages.yaml says about one registered model. None for a stage means: not declared, leave as is."""
 
@@ -46,6 +62,7 @@ class DesiredModel:
     staging: frozenset[str] | None = None
     archived: frozenset[str] = frozenset()
     aliases: Mapping[str, str] = field(default_factory=dict)
+    policy: Policy = Policy()  # effective: defaults already applied
     position: Position = Position(1, 1)
     # Where each version and alias is first written, so that a live check can point at the line.
     version_positions: Mapping[str, Position] = field(default_factory=dict)
@@ -62,6 +79,7 @@ class DesiredState:
     path: str
     models: tuple[DesiredModel, ...]  # sorted by name
     tracking_uri: str | None = None
+    max_changes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +90,7 @@ class LiveVersion:
     run_id: str | None = None
     created_ms: int = 0  # creation time, milliseconds since the epoch
     updated_ms: int = 0  # last update (a transition updates it), milliseconds since the epoch
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +149,29 @@ Step = Transition | SetAlias
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    """One gate applied to one promotion (or to the whole plan, for max_changes)."""
+
+    gate: str  # require_tags, promote_from, max_changes
+    model: str | None
+    version: str | None
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Ordered steps: models by name, and within a model in execution order."""
 
     tracking_uri: str  # as shown to users: credentials redacted
     steps: tuple[Step, ...]
+    checks: tuple[Check, ...] = ()
+    blocked: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)  # frozen model → steps held
+    frozen: Mapping[str, str] = field(default_factory=dict)  # frozen model → reason
+
+    @property
+    def violations(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.ok)
 
     @property
     def in_sync(self) -> bool:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from .errors import Problem
 from .model import (
+    Check,
     DesiredModel,
     DesiredState,
     LiveModel,
@@ -46,12 +48,62 @@ def check(desired: DesiredState, live: LiveState) -> tuple[Problem, ...]:
     return tuple(sorted(problems, key=lambda p: (p.line or 0, p.col or 0)))
 
 
-def plan(desired: DesiredState, live: LiveState, tracking_uri: str) -> Plan:
-    """The steps that make the live registry match the file. The caller has checked(desired, live)."""
+def plan(
+    desired: DesiredState,
+    live: LiveState,
+    tracking_uri: str,
+    *,
+    staged_before: Mapping[str, Mapping[str, str]] | None = None,
+    max_changes: int | None = None,
+) -> Plan:
+    """The steps that make the live registry match the file, with the gates applied to them.
+
+    The caller has check()ed desired against live. `staged_before` maps model → version → where it was
+    declared in staging before (a ref or commit), for promote_from; `max_changes` overrides the file's.
+    """
     steps: list[Step] = []
+    checks: list[Check] = []
+    blocked: dict[str, tuple[Step, ...]] = {}
+    frozen: dict[str, str] = {}
     for model in desired.models:
-        steps += plan_model(model, live.models[model.name])
-    return Plan(tracking_uri=tracking_uri, steps=tuple(steps))
+        have = live.models[model.name]
+        model_steps = plan_model(model, have)
+        if model.policy.frozen and model_steps:
+            blocked[model.name] = tuple(model_steps)
+            frozen[model.name] = model.policy.frozen
+            continue
+        checks += _gates(model, have, model_steps, (staged_before or {}).get(model.name, {}))
+        steps += model_steps
+    limit = max_changes or desired.max_changes
+    if limit is not None and len(steps) > limit:
+        checks.append(Check("max_changes", None, None, False,
+                            f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
+    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen)
+
+
+def _gates(want: DesiredModel, have: LiveModel, steps: list[Step], staged: Mapping[str, str]) -> list[Check]:
+    checks = []
+    policy = want.policy
+    for step in steps:
+        if not isinstance(step, Transition) or step.to_stage is not Stage.PRODUCTION:
+            continue
+        if policy.require_tags:
+            tags = have.versions[step.version].tags
+            wrong = [f"{k}={v}" + (f" (has {tags[k]!r})" if k in tags else "")
+                     for k, v in sorted(policy.require_tags.items()) if tags.get(k) != v]
+            detail = f"missing {', '.join(wrong)}" if wrong else "has " + ", ".join(
+                f"{k}={v}" for k, v in sorted(policy.require_tags.items()))
+            checks.append(Check("require_tags", want.name, step.version, not wrong, detail))
+        if policy.promote_from == "staging":
+            if step.from_stage is Stage.STAGING:
+                checks.append(Check("promote_from", want.name, step.version, True, "in Staging now"))
+            elif step.version in staged:
+                where = staged[step.version]
+                checks.append(Check("promote_from", want.name, step.version, True, f"declared in staging at {where}"))
+            else:
+                checks.append(Check("promote_from", want.name, step.version, False,
+                                    f"in {step.from_stage}, not in Staging now, nor declared in staging before"))
+    return checks
 
 
 def plan_model(want: DesiredModel, have: LiveModel) -> list[Step]:

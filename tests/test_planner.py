@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller import planner
-from controller.model import DesiredModel, LiveModel, LiveVersion, Position, SetAlias, Stage, Step, Transition
+from controller.model import DesiredModel, LiveModel, LiveVersion, Policy, Position, SetAlias, Stage, Step, Transition
 from tests.factories import A, N, P, S, desired, live, live_model, simulate, want
 
 
@@ -211,3 +211,41 @@ def test_atomic_promotion_is_only_used_when_the_stage_holds_exactly_the_leavers(
     steps = planner.plan_model(want(production=[1, 2]), live_model(stages={1: P, 3: P, 2: S}))
     promotions = [s for s in steps if isinstance(s, Transition) and s.to_stage is Stage.PRODUCTION]
     assert promotions and not any(s.archive_existing_versions for s in promotions)
+
+
+# -- gates ------------------------------------------------------------------------------------------------
+
+def _gated(policy: Policy, **kwargs: object) -> DesiredModel:
+    return dataclasses.replace(want(**kwargs), policy=policy)  # type: ignore[arg-type]
+
+
+def test_require_tags_checks_each_version_entering_production() -> None:
+    have = LiveModel("m", {"1": LiveVersion("1", P), "2": LiveVersion("2", S, tags={"ok": "yes"}),
+                           "3": LiveVersion("3", N, tags={"ok": "no"})}, {})
+    plan = planner.plan(desired(_gated(Policy(require_tags={"ok": "yes"}), production=[2, 3])), live(have), "u")
+    assert [(c.version, c.ok, c.detail) for c in plan.checks] == [
+        ("2", True, "has ok=yes"), ("3", False, "missing ok=yes (has 'no')")]
+    assert len(plan.violations) == 1
+
+
+def test_promote_from_staging_accepts_staging_now_or_declared_before() -> None:
+    have = live_model(stages={1: P, 2: S, 3: N, 4: N})
+    plan = planner.plan(desired(_gated(Policy(promote_from="staging"), production=[2, 3, 4])), live(have), "u",
+                        staged_before={"m": {"3": "origin/main"}})
+    assert [(c.version, c.ok, c.detail) for c in plan.checks] == [
+        ("2", True, "in Staging now"), ("3", True, "declared in staging at origin/main"),
+        ("4", False, "in None, not in Staging now, nor declared in staging before")]
+
+
+def test_frozen_model_steps_are_held_not_planned() -> None:
+    have = live(live_model(stages={1: P, 2: S}))
+    plan = planner.plan(desired(_gated(Policy(frozen="INC-1"), production=[2])), have, "u")
+    assert plan.steps == () and plan.frozen == {"m": "INC-1"} and len(plan.blocked["m"]) == 2
+
+
+def test_max_changes_counts_the_whole_plan_and_the_command_line_can_raise_it() -> None:
+    state = dataclasses.replace(desired(want("a", production=[]), want("b", production=[])), max_changes=1)
+    lives = live(live_model("a", {1: P}), live_model("b", {1: P}))
+    assert [c.detail for c in planner.plan(state, lives, "u").violations] == [
+        "2 steps exceed max_changes 1 (raise it with --max-changes)"]
+    assert planner.plan(state, lives, "u", max_changes=2).violations == ()

@@ -5,19 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import applier, desired, github, gitops
-from ..model import ApplyResult, Outcome
+from ..errors import GateError
+from ..model import ApplyResult, Outcome, Plan
+from ..reporters import check_line, held_line, markdown, text
 from ..reporters import json as json_report
-from ..reporters import markdown, text
 from . import Output
 from .plan import checked_plan, connect, render
 
 
 def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
-          out: Output) -> int:
+          max_changes: int | None, out: Output) -> int:
     state = desired.load(file)
     provenance = _provenance(file, allow_dirty)
     registry = connect(state, tracking_uri, out)
-    plan = checked_plan(state, registry.read([m.name for m in state.models]), registry)
+    live = registry.read([m.name for m in state.models])
+    plan = checked_plan(state, live, registry, file=file, max_changes=max_changes)
+    _refuse_violations(plan)
+    for model, steps in plan.blocked.items():
+        out.info(held_line(model, plan.frozen[model], len(steps)))
     if plan.in_sync:
         nothing = ApplyResult(plan.tracking_uri, ())
         out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
@@ -37,6 +42,13 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
     out.data(_render(result, fmt, out))
     github.write_summary(markdown.render_result(result))
     return 0 if result.ok else 1
+
+
+def _refuse_violations(plan: Plan) -> None:
+    if plan.violations:
+        lines = "\n".join(f"  {check_line(c)}" for c in plan.violations)
+        raise GateError(f"the plan violates {len(plan.violations)} gate"
+                        f"{'s' if len(plan.violations) != 1 else ''}; nothing was written:\n{lines}")
 
 
 def _provenance(file: Path, allow_dirty: bool) -> gitops.Provenance | None:

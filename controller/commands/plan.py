@@ -26,12 +26,35 @@ def connect(state: DesiredState, tracking_uri: str | None, out: Output) -> Regis
     return Registry(uri)
 
 
-def checked_plan(state: DesiredState, live: LiveState, registry: Registry) -> Plan:
-    """The plan, once the file is known to agree with what exists in the registry."""
+def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
+                 before: DesiredState | None = None, base: str | None = None,
+                 max_changes: int | None = None) -> Plan:
+    """The plan with its gates, once the file is known to agree with what exists in the registry."""
     problems = planner.check(state, live)
     if problems:
         raise ConfigError(problems)
-    return planner.plan(state, live, registry.display_uri)
+    staged = staged_before(file, state, before, base)
+    return planner.plan(state, live, registry.display_uri, staged_before=staged, max_changes=max_changes)
+
+
+def staged_before(file: Path, state: DesiredState, before: DesiredState | None,
+                  base: str | None) -> dict[str, dict[str, str]]:
+    """Where each version was last declared in staging: on the base ref, else in the file's git history."""
+    if not any(m.policy.promote_from == "staging" for m in state.models):
+        return {}
+    if before is not None and base is not None:
+        return {m.name: dict.fromkeys(m.staging or (), base) for m in before.models}
+    checkout = Checkout.find(file)
+    found: dict[str, dict[str, str]] = {}
+    for commit, _, text_then in checkout.history() if checkout else ():
+        try:
+            then = desired.parse(text_then or "", f"{commit.sha[:7]}:{file}")
+        except ConfigError:
+            continue
+        for model in then.models:
+            for version in model.staging or ():
+                found.setdefault(model.name, {}).setdefault(version, f"commit {commit.sha[:7]}")
+    return found
 
 
 def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
@@ -43,13 +66,13 @@ def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
 
 
 def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, base: str | None,
-         out: Output) -> int:
+         max_changes: int | None, out: Output) -> int:
     state = desired.load(file)
     before = _load_base(file, base) if base else None
     registry = connect(state, tracking_uri, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
-    result = checked_plan(state, live, registry)
+    result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes)
     if base is None:
         out.data(render(result, fmt, str(file), out))
         github.write_summary(markdown.render_plan(result, str(file)))
@@ -62,6 +85,10 @@ def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool
         else:
             out.data(text.render_review(review, str(file), color=out.color))
         github.write_summary(markdown.render_review(review, str(file)))
+    if result.violations:
+        out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
+                 "apply would refuse this plan")
+        return 1
     return 2 if detailed_exitcode and not result.in_sync else 0
 
 

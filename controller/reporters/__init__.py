@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..model import ApplyResult, Plan, SetAlias, Stage, Status, Step, Transition
+from ..model import ApplyResult, Check, Plan, SetAlias, Stage, Status, Step, Transition
 
 
 def verb(step: Step) -> str:
@@ -52,3 +52,12 @@ def in_sync_line(plan: Plan, source: str) -> str:
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def check_line(check: Check) -> str:
+    subject = f"{check.model} version {check.version}" if check.model else "plan"
+    return f"{'ok' if check.ok else 'VIOLATED'}  {check.gate}: {subject}: {check.detail}"
+
+
+def held_line(model: str, reason: str, steps: int) -> str:
+    return f"{model}: frozen ({reason}): {_count(steps, 'step')} held, apply skips them"

@@ -25,8 +25,15 @@ def step_data(step: Step) -> dict[str, Any]:
 
 
 def plan_data(plan: Plan) -> dict[str, Any]:
-    return {"format_version": FORMAT_VERSION, "tracking_uri": plan.tracking_uri,
-            "steps": [step_data(s) for s in plan.steps]}
+    data: dict[str, Any] = {"format_version": FORMAT_VERSION, "tracking_uri": plan.tracking_uri,
+                            "steps": [step_data(s) for s in plan.steps]}
+    if plan.checks:
+        data["checks"] = [{"gate": c.gate, "model": c.model, "version": c.version, "ok": c.ok, "detail": c.detail}
+                          for c in plan.checks]
+    if plan.blocked:
+        data["held"] = [{"model": m, "reason": plan.frozen[m], "steps": [step_data(s) for s in steps]}
+                        for m, steps in plan.blocked.items()]
+    return data
 
 
 def render_plan(plan: Plan) -> str:

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, Step
-from . import counts, describe, in_sync_line, note, summary
+from . import check_line, counts, describe, held_line, in_sync_line, note, summary
 
 
 def render_plan(plan: Plan, source: str) -> str:
     if plan.in_sync:
-        return f"### stagectl plan: no changes\n\n{in_sync_line(plan, source)}\n"
+        return f"### stagectl plan: no changes\n\n{in_sync_line(plan, source)}\n" + gates(plan)
     head = f"### stagectl plan: {summary(plan)}\n\nRegistry: `{plan.tracking_uri}`\n\n"
-    return head + _table(plan.steps, None)
+    return head + _table(plan.steps, None) + gates(plan)
+
+
+def gates(plan: Plan) -> str:
+    """Violated gates as a warning anyone skimming sees, passed ones and held models as plain lists."""
+    parts = []
+    if plan.violations:
+        parts += ["", "> [!CAUTION]", "> Gates violated; apply will refuse this plan:"]
+        parts += [f"> - {_cell(check_line(c))}" for c in plan.violations]
+    passed = [c for c in plan.checks if c.ok]
+    if passed:
+        parts += ["", "Gates passed:", *[f"- {_cell(check_line(c))}" for c in passed]]
+    if plan.blocked:
+        parts += ["", "Held:", *[f"- {_cell(held_line(m, plan.frozen[m], len(s)))}" for m, s in plan.blocked.items()]]
+    return "".join(line + "\n" for line in parts)
 
 
 def render_result(result: ApplyResult) -> str:
@@ -79,9 +93,11 @@ def _review(review: Review, source: str, max_rows: int | None) -> str:
     parts += [f"<details{open_attr}><summary>Registry steps when this merges: {len(plan.steps)}</summary>", ""]
     if plan.in_sync:
         parts.append(in_sync_line(plan, source))
+        parts.append(gates(plan).rstrip("\n"))
     else:
         shown = plan.steps[:max_rows]
-        parts += [_table(plan.steps, None, rows=len(shown)).rstrip("\n"), *_cut_note(len(plan.steps), max_rows)]
+        parts += [_table(plan.steps, None, rows=len(shown)).rstrip("\n"), *_cut_note(len(plan.steps), max_rows),
+                  gates(plan).rstrip("\n")]
     parts += ["", "</details>", ""]
     return "\n".join(parts)
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step
-from . import change, counts, describe, in_sync_line, note, summary, verb
+from . import change, check_line, counts, describe, held_line, in_sync_line, note, summary, verb
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 _STATUS_COLOR = {Status.APPLIED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
 
 
 def render_plan(plan: Plan, source: str, *, color: bool = False) -> str:
+    gates = _gates(plan, color)
     if plan.in_sync:
-        return in_sync_line(plan, source) + "\n"
-    return _render(plan.tracking_uri, plan.steps, None, color) + f"\nPlan: {summary(plan)}.\n"
+        return in_sync_line(plan, source) + "\n" + gates
+    return _render(plan.tracking_uri, plan.steps, None, color) + f"\nPlan: {summary(plan)}.\n" + gates
+
+
+def _gates(plan: Plan, color: bool) -> str:
+    lines = []
+    if plan.checks:
+        lines += ["", "Gates:"]
+        lines += ["  " + _paint(check_line(c), "green" if c.ok else "red", color) for c in plan.checks]
+    if plan.blocked:
+        lines += ["", "Held:"]
+        lines += ["  " + _paint(held_line(m, plan.frozen[m], len(s)), "yellow", color) for m, s in plan.blocked.items()]
+    return "".join(line + "\n" for line in lines)
 
 
 def render_result(result: ApplyResult, *, color: bool = False) -> str:
