@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from .errors import ControllerError
+from .errors import ControllerError, RegistryError
 from .model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
 
 NOT_ATTEMPTED = "not attempted: an earlier step of this model failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a write that fails transiently is tried again: bounded, exponential, jittered."""
+
+    attempts: int = 3
+    delay: float = 0.5  # before the second attempt; doubles each time
+    max_delay: float = 4.0
+    jitter: float = 0.5  # up to this fraction of the delay, added at random
+
+    def delays(self) -> list[float]:
+        return [min(self.max_delay, self.delay * 2**i) * (1 + random.uniform(0, self.jitter))
+                for i in range(self.attempts - 1)]
+
+
+T = TypeVar("T")
 
 
 class Writer(Protocol):
@@ -37,6 +57,8 @@ def apply(
     *,
     parallelism: int = 1,
     tags: Mapping[str, str] | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> ApplyResult:
     """Run every step; a failed step skips the rest of its model, other models go on.
@@ -55,7 +77,7 @@ def apply(
             on_outcome(outcome)
 
     def run(indexes: list[int]) -> None:
-        _apply_model([(i, plan.steps[i]) for i in indexes], registry, tags or {}, record)
+        _apply_model([(i, plan.steps[i]) for i in indexes], _Retrying(registry, retry, sleep), tags or {}, record)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
@@ -104,6 +126,56 @@ def _apply_model(
             except Exception as e:
                 failed = True
                 record(i, Outcome(s, Status.FAILED, _reason(e)))
+
+
+class _Retrying:
+    """The registry, with transient write failures retried, and a write of unknown outcome re-read first."""
+
+    def __init__(self, registry: Writer, policy: RetryPolicy, sleep: Callable[[float], None]) -> None:
+        self._registry, self._policy, self._sleep = registry, policy, sleep
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        return self._retry(lambda: self._registry.transition(model, version, stage, archive_existing),
+                           lambda: self._registry.stage_of(model, version) is stage, lambda: stage)
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self._retry(lambda: self._registry.set_alias(model, alias, version),
+                    lambda: self._alias_is(model, alias, version), lambda: None)
+
+    def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
+        self._retry(lambda: self._registry.set_tags(model, version, tags), lambda: False, lambda: None)
+
+    def stage_of(self, model: str, version: str) -> Stage:
+        return self._retry(lambda: self._registry.stage_of(model, version), lambda: False, lambda: Stage.NONE)
+
+    def alias_target(self, model: str, alias: str) -> str:
+        return self._retry(lambda: self._registry.alias_target(model, alias), lambda: False, lambda: "")
+
+    def _alias_is(self, model: str, alias: str, version: str) -> bool:
+        try:
+            return self._registry.alias_target(model, alias) == version
+        except RegistryError as e:
+            if e.transient:
+                raise
+            return False  # no such alias yet
+
+    def _retry(self, attempt: Callable[[], T], done: Callable[[], bool], result: Callable[[], T]) -> T:
+        delays = self._policy.delays()
+        while True:
+            try:
+                return attempt()
+            except RegistryError as e:
+                if not e.transient or not delays:
+                    raise
+            # The failed write may have reached the server (a dropped connection after its commit):
+            # read what is there before writing again.
+            self._sleep(delays.pop(0))
+            try:
+                if done():
+                    return result()
+            except RegistryError as e:
+                if not e.transient or not delays:
+                    raise
 
 
 def _archives(promoter: Step, step: Transition) -> bool:

@@ -27,7 +27,6 @@ HTTP_DEFAULTS = {
 _PAGE_MODELS = 1000  # the server's maximum for search_registered_models
 _PAGE_VERSIONS = 200_000  # the server's maximum for search_model_versions
 _FILTER_CHARS = 3000  # keeps the GET query string well under servers' URL limits
-_TRANSIENT = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
 
 T = TypeVar("T")
 
@@ -143,19 +142,23 @@ class Registry:
         try:
             return request()
         except MlflowException as e:
-            raise self._error(str(e.message), e.error_code) from None
+            raise self._error(str(e.message), e.error_code, e.get_http_status_code()) from None
         except (OSError, ConnectionError) as e:
-            raise self._error(str(e), None) from None
+            raise self._error(str(e), None, None) from None
 
-    def _error(self, message: str, code: str | None) -> RegistryError:
+    def _error(self, message: str, code: str | None, status: int | None) -> RegistryError:
         message = uris.scrub(message, self._secrets)
         if "Max retries exceeded" in message or ("Connection" in message and "refused" in message):
             cause = _network_cause(message)
             return RegistryError(f"cannot reach the registry at {self.display_uri}: {cause}",
                                  code=code, transient=True)
         brief = message.splitlines()[0] if message else "no details"
+        if status in (401, 403):
+            brief = f"permission denied ({code}): {brief}"
+        # Throttling, timeouts and server errors may pass; any other 4xx will not.
+        transient = status is not None and (status in (408, 429) or status >= 500)
         return RegistryError(f"registry {self.display_uri} answered {code or 'an error'}: {brief}",
-                             code=code, transient=code in _TRANSIENT)
+                             code=code, transient=transient)
 
 
 def _live_version(mv: Any) -> LiveVersion:

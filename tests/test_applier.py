@@ -110,3 +110,47 @@ def test_a_tag_failure_fails_the_step_that_wrote() -> None:
     assert [o.status for o in result.outcomes][3:] == [Status.FAILED, Status.SKIPPED]
     assert result.outcomes[3].error == ("written, but its provenance tags could not be set: "
                                         "registry answered PERMISSION_DENIED: tags")
+
+
+class Flaky(MemoryRegistry):
+    """Fails the first `failures` transitions: before the write, or (lost_reply) after committing it."""
+
+    def __init__(self, failures: int, *, lost_reply: bool = False, permanent: bool = False) -> None:
+        super().__init__(live_model("a", {1: P, 2: S}))
+        self.failures, self.lost_reply, self.permanent = failures, lost_reply, permanent
+        self.attempts = 0
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        self.attempts += 1
+        if self.failures > 0:
+            self.failures -= 1
+            if self.lost_reply:
+                super().transition(model, version, stage, archive_existing)
+            raise RegistryError("cannot reach the registry: connection dropped", transient=not self.permanent)
+        return super().transition(model, version, stage, archive_existing)
+
+
+PROMOTE = Plan("u", (Transition("a", "1", P, A, archived_by="2"),
+                     Transition("a", "2", S, P, archive_existing_versions=True)))
+
+
+def test_transient_failures_are_retried_with_growing_delays() -> None:
+    flaky, slept = Flaky(2), []
+    result = applier.apply(PROMOTE, flaky, sleep=slept.append, retry=applier.RetryPolicy(attempts=3, jitter=0))
+    assert result.ok and flaky.attempts == 3 and slept == [0.5, 1.0]
+
+
+def test_a_write_whose_reply_was_lost_is_read_back_not_repeated() -> None:
+    flaky = Flaky(1, lost_reply=True)
+    result = applier.apply(PROMOTE, flaky, sleep=lambda s: None)
+    assert result.ok and flaky.attempts == 1
+    assert flaky.models["a"].in_stage(P) == {"2"}
+
+
+def test_permanent_failures_are_not_retried_and_retries_are_bounded() -> None:
+    permanent = Flaky(1, permanent=True)
+    assert not applier.apply(PROMOTE, permanent, sleep=lambda s: None).ok and permanent.attempts == 1
+    stubborn = Flaky(10)
+    result = applier.apply(PROMOTE, stubborn, sleep=lambda s: None, retry=applier.RetryPolicy(attempts=3))
+    assert not result.ok and stubborn.attempts == 3
+    assert result.outcomes[1].error == "cannot reach the registry: connection dropped"
