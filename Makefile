@@ -33,8 +33,11 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check controller tests
 	$(BIN)/mypy
 
+# CI runs the long concurrency and fault loops in full.
+PYTEST_ARGS ?= $(if $(CI),--slow,)
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

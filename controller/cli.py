@@ -95,11 +95,14 @@ def apply(
         bool, typer.Option("--allow-dirty", help="Apply even when the stages file has uncommitted changes.")
     ] = False,
     max_changes: MaxChangesOption = None,
+    lease_wait: Annotated[
+        float, typer.Option("--lease-wait", min=0, help="Seconds to wait while another apply holds the registry lease.")
+    ] = 300.0,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
 
-    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, Output())
+    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, lease_wait, Output())
 
 
 class StageName(enum.StrEnum):

@@ -30,6 +30,10 @@ _FILTER_CHARS = 3000  # keeps the GET query string well under servers' URL limit
 
 T = TypeVar("T")
 
+# stagectl's own bookkeeping model, the only model it ever creates or deletes: see lease.py.
+LEASE_MODEL = "stagectl-lease"
+MANAGED_TAG = "stagectl.managed"
+
 
 class Registry:
     """A model registry at one tracking URI."""
@@ -64,7 +68,7 @@ class Registry:
         aliases: dict[str, dict[str, str]] = {}
         for rm in self._pages(lambda token: self._client.search_registered_models(
                 max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)):
-            if wanted is None or rm.name in wanted:
+            if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
                 aliases[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
         for filter_string in _name_filters(sorted(aliases)):
@@ -125,6 +129,42 @@ class Registry:
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             self._call(functools.partial(self._client.set_model_version_tag, model, version, key, value))
+
+    def mark_managed(self, model: str) -> None:
+        """Tag a model as managed by stagectl: idempotent, and needs the same EDIT permission as the steps,
+        so it is the permission check before the first real write."""
+        self._call(lambda: self._client.set_registered_model_tag(model, MANAGED_TAG, "true"))
+
+    def create_lease(self, tags: Mapping[str, str]) -> bool:
+        """Create the lease model; False when it exists already (MLflow's one atomic test-and-set)."""
+        try:
+            self._call(lambda: self._client.create_registered_model(
+                LEASE_MODEL, tags=dict(tags),
+                description="Held by a running stagectl apply; deleted when it finishes or expires."))
+        except RegistryError as e:
+            if e.code == "RESOURCE_ALREADY_EXISTS":
+                return False
+            raise
+        return True
+
+    def lease_holder(self) -> dict[str, str] | None:
+        try:
+            rm = self._call(lambda: self._client.get_registered_model(LEASE_MODEL))
+        except RegistryError as e:
+            if e.code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return {str(k): str(v) for k, v in (rm.tags or {}).items()}
+
+    def renew_lease(self, key: str, value: str) -> None:
+        self._call(lambda: self._client.set_registered_model_tag(LEASE_MODEL, key, value))
+
+    def drop_lease(self) -> None:
+        try:
+            self._call(lambda: self._client.delete_registered_model(LEASE_MODEL))
+        except RegistryError as e:
+            if e.code != "RESOURCE_DOES_NOT_EXIST":
+                raise
 
     def _pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token = None

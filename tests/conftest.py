@@ -21,6 +21,16 @@ from tests import seed
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="run the long fault and concurrency loops in full")
+
+
+@pytest.fixture(scope="session")
+def rounds(request: pytest.FixtureRequest) -> int:
+    """How many times a concurrency or fault loop repeats: a few by default, many with --slow (CI)."""
+    return 25 if request.config.getoption("--slow") else 5
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

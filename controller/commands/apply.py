@@ -2,31 +2,75 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import applier, desired, github, gitops
+from .. import applier, desired, github, gitops, lease
 from ..errors import GateError
 from ..model import ApplyResult, Outcome, Plan
-from ..reporters import check_line, held_line, markdown, text
+from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
 from . import Output
 from .plan import checked_plan, connect, render
 
+if TYPE_CHECKING:
+    from ..registry import Registry
+
 
 def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
-          max_changes: int | None, out: Output) -> int:
+          max_changes: int | None, lease_wait: float, out: Output) -> int:
     state = desired.load(file)
     provenance = _provenance(file, allow_dirty)
     registry = connect(state, tracking_uri, out)
-    live = registry.read([m.name for m in state.models])
-    plan = checked_plan(state, live, registry, file=file, max_changes=max_changes)
-    _refuse_violations(plan)
+
+    def current_plan() -> Plan:
+        plan = checked_plan(state, registry.read([m.name for m in state.models]), registry, file=file,
+                            max_changes=max_changes)
+        _refuse_violations(plan)
+        return plan
+
+    plan = current_plan()
+    if plan.in_sync:  # the common scheduled run: no lease, no write at all
+        return _in_sync(plan, fmt, file, out)
+    workers = parallelism if registry.parallel_writes else 1
+    _check_permission(registry, plan, workers)
+    owner = lease.new_owner(provenance.commit.sha[:12] if provenance else "")
+    with lease.held(registry, owner, lease.LeasePolicy(wait=lease_wait),
+                    on_wait=lambda holder: out.info(f"Waiting for the registry lease, held by {holder}")):
+        plan = current_plan()  # what another apply did while we waited is live now
+        if plan.in_sync:
+            return _in_sync(plan, fmt, file, out)
+        for model, steps in plan.blocked.items():
+            out.info(held_line(model, plan.frozen[model], len(steps)))
+        result = _run(plan, registry, workers, provenance, out)
+        left = current_plan().steps if result.ok else ()
+    out.data(_render(result, fmt, out))
+    github.write_summary(markdown.render_result(result))
+    if left:
+        out.info(f"Verification failed: after the last write the registry still differs from {file} "
+                 f"({'; '.join(describe(s) for s in left)}): it was changed while apply ran")
+        return 1
+    return 0 if result.ok else 1
+
+
+def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     for model, steps in plan.blocked.items():
         out.info(held_line(model, plan.frozen[model], len(steps)))
-    if plan.in_sync:
-        nothing = ApplyResult(plan.tracking_uri, ())
-        out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
-        return 0
+    nothing = ApplyResult(plan.tracking_uri, ())
+    out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
+    return 0
+
+
+def _check_permission(registry: Registry, plan: Plan, workers: int) -> None:
+    """Fail on the first model we may not write, before any stage or alias changes anywhere."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(registry.mark_managed, model) for model in plan.models()]:
+            future.result()
+
+
+def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None,
+         out: Output) -> ApplyResult:
     total = len(plan.steps)
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
     done = 0
@@ -36,12 +80,8 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
         done += 1
         out.info(text.render_outcome(outcome, done, total))
 
-    workers = parallelism if registry.parallel_writes else 1
     tags = provenance.tags() if provenance else {}
-    result = applier.apply(plan, registry, parallelism=workers, tags=tags, on_outcome=progress)
-    out.data(_render(result, fmt, out))
-    github.write_summary(markdown.render_result(result))
-    return 0 if result.ok else 1
+    return applier.apply(plan, registry, parallelism=workers, tags=tags, on_outcome=progress)
 
 
 def _refuse_violations(plan: Plan) -> None:
