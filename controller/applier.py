@@ -77,7 +77,7 @@ def apply(
             on_outcome(outcome)
 
     def run(indexes: list[int]) -> None:
-        _apply_model([(i, plan.steps[i]) for i in indexes], _Retrying(registry, retry, sleep), tags or {}, record)
+        _apply_model([(i, plan.steps[i]) for i in indexes], Retrying(registry, retry, sleep), tags or {}, record)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
@@ -128,11 +128,15 @@ def _apply_model(
                 record(i, Outcome(s, Status.FAILED, _reason(e)))
 
 
-class _Retrying:
+class Retrying:
     """The registry, with transient write failures retried, and a write of unknown outcome re-read first."""
 
-    def __init__(self, registry: Writer, policy: RetryPolicy, sleep: Callable[[float], None]) -> None:
+    def __init__(self, registry: Writer, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> None:
         self._registry, self._policy, self._sleep = registry, policy, sleep
+
+    def call(self, function: Callable[..., T], *args: object) -> T:
+        """Any idempotent registry call, retried on transient failures."""
+        return self._retry(lambda: function(*args), lambda: False, lambda: function(*args))
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
         return self._retry(lambda: self._registry.transition(model, version, stage, archive_existing),

@@ -25,6 +25,19 @@ app = typer.Typer(
 )
 
 
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On errors, also print the traceback (secrets masked).")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug or bool(os.environ.get("STAGECTL_DEBUG"))
+
+
 class Format(enum.StrEnum):
     text = "text"
     markdown = "markdown"
@@ -98,11 +111,15 @@ def apply(
     lease_wait: Annotated[
         float, typer.Option("--lease-wait", min=0, help="Seconds to wait while another apply holds the registry lease.")
     ] = 300.0,
+    lease_ttl: Annotated[
+        float, typer.Option("--lease-ttl", min=1, help="Seconds before the lease of a killed apply expires.")
+    ] = 300.0,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
 
-    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, lease_wait, Output())
+    policy = (lease_wait, lease_ttl)
+    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, policy, Output())
 
 
 class StageName(enum.StrEnum):
@@ -217,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except ControllerError as e:
         _print_error(str(e), prefix="" if _is_located(str(e)) else "error: ")
+        if _debug:
+            _print_error(traceback.format_exc(), prefix="")
         if isinstance(e, ConfigError) and github.active():
             sys.stdout.write(uris.scrub(github.error_annotations(e.problems), uris.secrets()))
         return e.exit_code
@@ -231,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             e.show()  # type: ignore[attr-defined]
             return 1  # wrong usage is an error like any other: 2 means "changes pending"
         _print_error(f"an unexpected error occurred: {type(e).__name__}: {e}")
-        if os.environ.get("STAGECTL_DEBUG"):
-            _print_error(traceback.format_exc())
+        if _debug:
+            _print_error(traceback.format_exc(), prefix="")
         return 1
 
 

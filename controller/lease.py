@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import ControllerError
+from .errors import ControllerError, RegistryError
 
 
 class LeaseBusyError(ControllerError):
@@ -76,11 +76,19 @@ def _acquire(registry: Leases, owner: str, policy: LeasePolicy, clock: Callable[
     while True:
         now = clock()
         tags = {"owner": owner, "acquired_at": f"{now:.0f}", "expires_at": f"{now + policy.ttl:.0f}"}
-        if registry.create_lease(tags):
-            return
+        try:
+            if registry.create_lease(tags):
+                return
+        except RegistryError as e:
+            if not e.transient or clock() >= deadline:
+                raise
+        # "Exists", or a failure whose outcome is unknown: our own create may have landed.
         holder = registry.lease_holder()
+        if holder is not None and holder.get("owner") == owner:
+            return
         if holder is None:
-            continue  # released between our create and our read: try again at once
+            sleep(policy.poll / 10)
+            continue  # released between our create and our read: try again
         if float(holder.get("expires_at", "0")) < now:
             # The holder stopped renewing (killed). Take over only if it is still that same holder.
             again = registry.lease_holder()

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
-          max_changes: int | None, lease_wait: float, out: Output) -> int:
+          max_changes: int | None, lease_times: tuple[float, float], out: Output) -> int:
+    """Apply the file; `lease_times` is (how long to wait for the lease, how long a held lease lasts)."""
     state = desired.load(file)
     provenance = _provenance(file, allow_dirty)
     registry = connect(state, tracking_uri, out)
@@ -36,7 +37,7 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
     workers = parallelism if registry.parallel_writes else 1
     _check_permission(registry, plan, workers)
     owner = lease.new_owner(provenance.commit.sha[:12] if provenance else "")
-    with lease.held(registry, owner, lease.LeasePolicy(wait=lease_wait),
+    with lease.held(registry, owner, lease.LeasePolicy(wait=lease_times[0], ttl=lease_times[1]),
                     on_wait=lambda holder: out.info(f"Waiting for the registry lease, held by {holder}")):
         plan = current_plan()  # what another apply did while we waited is live now
         if plan.in_sync:
@@ -64,8 +65,9 @@ def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
 
 def _check_permission(registry: Registry, plan: Plan, workers: int) -> None:
     """Fail on the first model we may not write, before any stage or alias changes anywhere."""
+    retrying = applier.Retrying(registry, applier.RetryPolicy())
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(registry.mark_managed, model) for model in plan.models()]:
+        for future in [pool.submit(retrying.call, registry.mark_managed, model) for model in plan.models()]:
             future.result()
 
 

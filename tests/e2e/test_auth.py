@@ -1,0 +1,100 @@
+"""Against a real `mlflow server --app-name basic-auth`: READ may plan, only EDIT may apply, and a
+refused apply writes nothing at all."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import seed
+from tests.conftest import Server, start_server, stop_server
+from tests.e2e.helpers import stagectl, write
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = ("admin", "admin-pw-4417")
+READER = ("reader", "reader-pw-2281")
+EDITOR = ("editor", "editor-pw-9936")
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("auth-server")
+    ini = workdir / "basic_auth.ini"
+    ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{workdir / 'auth.db'}\n"
+                   f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\nauth_cache_ttl_seconds = 60\n"
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    saved = dict(os.environ)
+    os.environ.update({"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"})
+    try:
+        server = start_server(workdir, extra_args=("--app-name", "basic-auth"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    yield server
+    stop_server(server)
+
+
+def _as(user: tuple[str, str]) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]}
+
+
+@pytest.fixture(scope="module")
+def model(auth_server: Server) -> str:
+    saved = dict(os.environ)
+    os.environ.update(_as(ADMIN))
+    try:
+        from mlflow.server import get_app_client
+
+        admin = get_app_client("basic-auth", tracking_uri=auth_server.uri)
+        admin.create_user(*READER)
+        admin.create_user(*EDITOR)
+        seed.make_model(seed.client(auth_server.uri), "guarded", ["Production", "Staging"])
+        admin.grant_user_permission(EDITOR[0], "registered_model", "guarded", "EDIT")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return "guarded"
+
+
+def _snapshot(uri: str) -> object:
+    saved = dict(os.environ)
+    os.environ.update(_as(ADMIN))
+    try:
+        return seed.snapshot(seed.client(uri), ["guarded"], times=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_read_may_plan_but_its_apply_is_refused_before_any_write(
+        tmp_path: Path, auth_server: Server, model: str) -> None:
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n")
+    uri = ["--tracking-uri", auth_server.uri]
+    planned = stagectl("plan", *uri, cwd=tmp_path, env=_as(READER))
+    assert planned.returncode == 0, planned.stderr
+    assert "promote version 2: Staging → Production" in planned.stdout
+    before = _snapshot(auth_server.uri)
+    refused = stagectl("apply", *uri, cwd=tmp_path, env=_as(READER))
+    assert refused.returncode == 1
+    assert "permission denied (PERMISSION_DENIED)" in refused.stderr
+    assert "Traceback" not in refused.stderr and READER[1] not in refused.stdout + refused.stderr
+    assert _snapshot(auth_server.uri) == before
+
+
+def test_edit_may_apply(tmp_path: Path, auth_server: Server, model: str) -> None:
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n")
+    applied = stagectl("apply", "--tracking-uri", auth_server.uri, cwd=tmp_path, env=_as(EDITOR))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    after = _snapshot(auth_server.uri)
+    assert after["guarded"]["stages"] == {"1": "Archived", "2": "Production"}  # type: ignore[index]
+
+
+def test_wrong_password_is_a_clear_error(tmp_path: Path, auth_server: Server, model: str) -> None:
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n")
+    result = stagectl("plan", "--tracking-uri", auth_server.uri, cwd=tmp_path, env=_as(("reader", "wrong-pw-5")))
+    assert result.returncode == 1
+    assert "permission denied" in result.stderr and "wrong-pw-5" not in result.stderr

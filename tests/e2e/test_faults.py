@@ -1,0 +1,190 @@
+"""Faults against real servers: a faulty network, the server killed after step k, stagectl itself killed.
+
+After each, the next apply converges, no version is ever deleted, and a reader polling the whole time
+never sees more versions in Production than declared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import seed
+from tests.conftest import Server, start_server, stop_server
+from tests.e2e.helpers import STAGECTL, stagectl, write
+from tests.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.e2e
+
+MODELS = 3
+FAST = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+
+
+def _setup(registry: seed.ModelRegistryClient, prefix: str, tmp_path: Path) -> list[str]:
+    names = [f"{prefix}-{i}" for i in range(MODELS)]
+    body = ""
+    for name in names:
+        seed.make_model(registry, name, ["Production", "Staging"], aliases={"champion": 1})
+        body += f"  {name}:\n    production: 2\n    aliases: {{champion: 2}}\n"
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n{body}")
+    return names
+
+
+def _converged(registry: seed.ModelRegistryClient, names: list[str]) -> bool:
+    return all(seed.snapshot(registry, [n])[n] == {"stages": {"1": "Archived", "2": "Production"},
+                                                    "aliases": {"champion": "2"}} for n in names)
+
+
+class Reader:
+    """Polls every model's Production versions until stopped; tolerates a dead server."""
+
+    def __init__(self, uri: str, names: list[str]) -> None:
+        self.uri, self.names, self.most, self.versions_seen = uri, names, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        registry = seed.client(self.uri)
+        while not self._stop.is_set():
+            try:
+                for name in self.names:
+                    found = registry.search_model_versions(f"name = '{name}'")
+                    self.most = max(self.most, sum(1 for v in found if v.current_stage == "Production"))
+                    self.versions_seen = max(self.versions_seen, len(found))
+            except Exception:
+                time.sleep(0.2)
+
+    def __enter__(self) -> Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _account(result: subprocess.CompletedProcess[str], registry: seed.ModelRegistryClient) -> None:
+    """Exit 1 must come with an exact account: every step applied, failed or skipped, and 'applied' true."""
+    data = json.loads(result.stdout)
+    assert data["ok"] is (result.returncode == 0)
+    assert {s["status"] for s in data["steps"]} <= {"applied", "failed", "skipped"}
+    for step in data["steps"]:
+        if step["status"] != "applied":
+            continue
+        live = seed.snapshot(registry, [step["model"]])[step["model"]]
+        if step["action"] == "transition":
+            assert live["stages"][step["version"]] in (step["to_stage"], "Archived")  # type: ignore[index]
+        else:
+            assert live["aliases"][step["alias"]] == step["version"]  # type: ignore[index]
+
+
+def _random_fault(rng: random.Random) -> str | None:
+    return rng.choice(["503", "drop_before", "drop_after", "stall"]) if rng.random() < 0.25 else None
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    return random.Random(request.node.name)
+
+
+def test_faulty_network_ends_converged_or_with_an_exact_account(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str, rounds: int,
+        rng: random.Random) -> None:
+    for round_ in range(rounds):
+        names = _setup(registry, f"{unique}-r{round_}", tmp_path)
+        with FaultProxy(mlflow_server.uri, faults=lambda n, m, p: _random_fault(rng), stall=2.5) as proxy, \
+                Reader(mlflow_server.uri, names) as reader:
+            started = time.monotonic()
+            result = stagectl("apply", "--tracking-uri", proxy.uri, "--format", "json", "--lease-ttl", "5",
+                              cwd=tmp_path, env=FAST, timeout=300)
+            elapsed = time.monotonic() - started
+            assert elapsed < 180, f"apply took {elapsed:.0f} s under faults"
+            assert result.returncode in (0, 1), result.stderr
+            if result.stdout.strip().startswith("{"):
+                _account(result, registry)
+            else:
+                assert result.returncode == 1 and "error:" in result.stderr  # failed before any step ran
+            if result.returncode == 0:
+                assert _converged(registry, names)
+            again = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--lease-wait", "30", cwd=tmp_path)
+            assert again.returncode == 0, again.stdout + again.stderr
+        assert _converged(registry, names)
+        assert reader.most <= 1 and reader.versions_seen == 2
+        assert proxy.injected, "the proxy injected no fault at all"
+
+
+@pytest.fixture
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Server]]]:
+    workdir = tmp_path_factory.mktemp("killable")
+    servers = [start_server(workdir)]
+    yield workdir, servers
+    for server in servers:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+def _kill(server: Server) -> None:
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+
+
+def test_server_killed_after_step_k_then_restarted_next_apply_converges(
+        tmp_path: Path, own_server: tuple[Path, list[Server]], request: pytest.FixtureRequest) -> None:
+    workdir, servers = own_server
+    total = MODELS * 2  # per model: the promotion (which archives the old version) and the alias move
+    ks = range(1, total + 1) if request.config.getoption("--slow") else (1, total // 2, total)
+    for k in ks:
+        registry = seed.client(servers[-1].uri)
+        names = _setup(registry, f"k{k}", tmp_path)
+        writes = [0]
+
+        def after(n: int, method: str, path: str, status: int, k: int = k, writes: list[int] = writes) -> None:
+            if method == "POST" and ("transition-stage" in path or path.endswith("/alias")) and status == 200:
+                writes[0] += 1
+                if writes[0] == k:
+                    _kill(servers[-1])
+
+        with FaultProxy(servers[-1].uri, after=after) as proxy:
+            first = stagectl("apply", "--tracking-uri", proxy.uri, "--lease-ttl", "3", "--parallelism", "1",
+                             cwd=tmp_path, env=FAST, timeout=120)
+        assert first.returncode == 1, first.stdout + first.stderr
+        servers.append(start_server(workdir, backend_uri=servers[0].backend))
+        with Reader(servers[-1].uri, names) as reader:
+            second = stagectl("apply", "--tracking-uri", servers[-1].uri, "--lease-wait", "30", cwd=tmp_path)
+        assert second.returncode == 0, second.stdout + second.stderr
+        registry = seed.client(servers[-1].uri)
+        assert _converged(registry, names)
+        assert reader.most <= 1 and reader.versions_seen == 2
+
+
+def test_stagectl_killed_mid_apply_next_run_converges(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    names = _setup(registry, unique, tmp_path)
+    slow = FaultProxy(mlflow_server.uri, faults=lambda n, m, p: None,
+                      after=lambda n, m, p, s: time.sleep(0.3) if m == "POST" else None)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "NO_COLOR": "1"}
+    with slow, Reader(mlflow_server.uri, names) as reader:
+        process = subprocess.Popen([STAGECTL, "apply", "--tracking-uri", slow.uri, "--lease-ttl", "3",
+                                    "--parallelism", "1"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.startswith("[2/"):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait()
+        assert process.returncode == -signal.SIGKILL
+        assert not _converged(registry, names)
+        again = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--lease-wait", "30", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Waiting for the registry lease" in again.stderr  # the killed run's lease, until it expired
+    assert _converged(registry, names)
+    assert reader.most <= 1 and reader.versions_seen == 2

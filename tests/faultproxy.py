@@ -1,0 +1,93 @@
+"""A loopback HTTP proxy in front of a real mlflow server that fails requests on demand."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+# What to do with request number n (0-based): None passes it through.
+#   "503"          answer 503 without forwarding
+#   "drop_before"  close the connection without forwarding
+#   "drop_after"   forward (the server commits), then close without answering: an unknown outcome
+#   "stall"        hold the request past the client's timeout, then close
+Fault = str | None
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class FaultProxy:
+    def __init__(self, target: str, faults: Callable[[int, str, str], Fault] = lambda n, m, p: None,
+                 stall: float = 3.0, after: Callable[[int, str, str, int], None] = lambda n, m, p, s: None) -> None:
+        self.target = urlsplit(target)
+        self.faults, self.stall, self.after = faults, stall, after
+        self.count = 0
+        self.injected: list[tuple[int, str, str, str]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with proxy._lock:
+                    n = proxy.count
+                    proxy.count += 1
+                fault = proxy.faults(n, self.command, self.path)
+                if fault:
+                    proxy.injected.append((n, self.command, self.path, fault))
+                if fault == "503":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "8")
+                    self.end_headers()
+                    self.wfile.write(b"injected")
+                    return
+                if fault == "stall":
+                    time.sleep(proxy.stall)
+                if fault in ("drop_before", "stall"):
+                    self._drop()
+                    return
+                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                headers["Host"] = proxy.target.netloc
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                proxy.after(n, self.command, self.path, response.status)
+                if fault == "drop_after":
+                    self._drop()
+                    return
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in _HOP:
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _drop(self) -> None:
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.uri = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
