@@ -95,3 +95,37 @@ def registry(mlflow_server: Server) -> seed.ModelRegistryClient:
 def unique() -> str:
     """A fresh model-name prefix: tests share one server and must not see each other's models."""
     return f"t{uuid.uuid4().hex[:8]}"
+
+
+AUTH_USERS = {"admin": ("admin", "admin-pw-4417"), "reader": ("reader", "reader-pw-2281"),
+              "editor": ("editor", "editor-pw-9936")}
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`mlflow server --app-name basic-auth`, with an admin, a READ user and an EDIT-capable user."""
+    workdir = tmp_path_factory.mktemp("auth-server")
+    admin = AUTH_USERS["admin"]
+    ini = workdir / "basic_auth.ini"
+    ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{workdir / 'auth.db'}\n"
+                   f"admin_username = {admin[0]}\nadmin_password = {admin[1]}\nauth_cache_ttl_seconds = 60\n"
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    saved = dict(os.environ)
+    os.environ.update({"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"})
+    try:
+        server = start_server(workdir, extra_args=("--app-name", "basic-auth"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    os.environ.update({"MLFLOW_TRACKING_USERNAME": admin[0], "MLFLOW_TRACKING_PASSWORD": admin[1]})
+    try:
+        from mlflow.server import get_app_client
+
+        client = get_app_client("basic-auth", tracking_uri=server.uri)
+        client.create_user(*AUTH_USERS["reader"])
+        client.create_user(*AUTH_USERS["editor"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    yield server
+    stop_server(server)

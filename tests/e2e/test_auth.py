@@ -4,38 +4,17 @@ refused apply writes nothing at all."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import seed
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import AUTH_USERS, Server
 from tests.e2e.helpers import stagectl, write
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = ("admin", "admin-pw-4417")
-READER = ("reader", "reader-pw-2281")
-EDITOR = ("editor", "editor-pw-9936")
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    workdir = tmp_path_factory.mktemp("auth-server")
-    ini = workdir / "basic_auth.ini"
-    ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{workdir / 'auth.db'}\n"
-                   f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\nauth_cache_ttl_seconds = 60\n"
-                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    saved = dict(os.environ)
-    os.environ.update({"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"})
-    try:
-        server = start_server(workdir, extra_args=("--app-name", "basic-auth"))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    yield server
-    stop_server(server)
+ADMIN, READER, EDITOR = AUTH_USERS["admin"], AUTH_USERS["reader"], AUTH_USERS["editor"]
 
 
 def _as(user: tuple[str, str]) -> dict[str, str]:
@@ -50,8 +29,6 @@ def model(auth_server: Server) -> str:
         from mlflow.server import get_app_client
 
         admin = get_app_client("basic-auth", tracking_uri=auth_server.uri)
-        admin.create_user(*READER)
-        admin.create_user(*EDITOR)
         seed.make_model(seed.client(auth_server.uri), "guarded", ["Production", "Staging"])
         admin.grant_user_permission(EDITOR[0], "registered_model", "guarded", "EDIT")
     finally:
