@@ -36,8 +36,19 @@ def load(path: Path | str, display: str | None = None) -> DesiredState:
     """Read and check a stages file; raises ConfigError listing every problem found."""
     path = Path(path)
     name = display or str(path)
-    text = _read_text(path, name)
-    return parse(text, name)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError((Problem(name, "file not found"),)) from None
+    except OSError as e:
+        raise ConfigError((Problem(name, f"cannot read the file: {e.strerror}"),)) from None
+    return parse_bytes(raw, name)
+
+
+def parse_bytes(raw: bytes, name: str = "stages.yaml") -> DesiredState:
+    """Check a stages file's bytes: size, encoding, then everything parse() checks."""
+    return parse(_decode(raw, name), name)
 
 
 def parse(text: str, name: str = "stages.yaml") -> DesiredState:
@@ -56,14 +67,7 @@ def parse(text: str, name: str = "stages.yaml") -> DesiredState:
     return _build(data, doc, name)
 
 
-def _read_text(path: Path, name: str) -> str:
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError((Problem(name, "file not found"),)) from None
-    except OSError as e:
-        raise ConfigError((Problem(name, f"cannot read the file: {e.strerror}"),)) from None
+def _decode(raw: bytes, name: str) -> str:
     if len(raw) > MAX_BYTES:
         message = f"the file is larger than {MAX_BYTES // (1024 * 1024)} MiB; refusing to read it"
         raise ConfigError((Problem(name, message, 1, 1),))
@@ -141,6 +145,12 @@ class _Document:
             mark = e.problem_mark or e.context_mark
             at = _position(mark) if mark else Position(1, 1)
             self.problem(at, f"YAML syntax error: {e.problem or e.context}")
+        except yaml.reader.ReaderError as e:
+            # Characters YAML refuses (NUL, other control characters): the error has an offset, not a mark.
+            before = text[: e.position]
+            at = Position(before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1)
+            code = e.character if isinstance(e.character, int) else ord(e.character)
+            self.problem(at, f"character U+{code:04X} is not allowed in YAML ({e.reason.split(':')[0]})")
         except yaml.YAMLError as e:
             self.problem(Position(1, 1), f"YAML error: {e}")
         return None
@@ -221,9 +231,16 @@ class _Document:
             return
         registry = data.get("registry")
         uri = registry.get("tracking_uri") if isinstance(registry, dict) else None
-        if isinstance(uri, str) and (urlsplit(uri).password or urlsplit(uri).username):
-            self.problem(self.where(("registry", "tracking_uri")), "registry.tracking_uri holds credentials; "
-                         "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN instead")
+        if isinstance(uri, str):
+            at = self.where(("registry", "tracking_uri"))
+            try:
+                parts = urlsplit(uri)
+            except ValueError as e:
+                self.problem(at, f"registry.tracking_uri is not a valid URI: {e}")
+            else:
+                if parts.password or parts.username:
+                    self.problem(at, "registry.tracking_uri holds credentials; set MLFLOW_TRACKING_USERNAME/"
+                                 "MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN instead")
         models = data.get("models")
         for model, entry in models.items() if isinstance(models, dict) else ():
             if not isinstance(entry, dict):

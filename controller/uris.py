@@ -25,7 +25,10 @@ def resolve(option: str | None, from_file: str | None, environ: Mapping[str, str
 
 def redact(uri: str) -> str:
     """The URI with any user:password@ and secret-looking query values masked; otherwise unchanged."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # not a URI Python can parse: mask anything that looks like user:password@
+        return _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", uri)
     if "@" in parts.netloc:
         uri = uri.replace(parts.netloc, f"{MASK}@{parts.netloc.rsplit('@', 1)[1]}", 1)
     if parts.query:
@@ -42,8 +45,11 @@ def secrets(uri: str | None = None, environ: Mapping[str, str] = os.environ) -> 
     user, password = environ.get("MLFLOW_TRACKING_USERNAME", ""), environ.get("MLFLOW_TRACKING_PASSWORD", "")
     if password:
         found.append(f"{user}:{password}")  # what an HTTP Basic header carries, base64-encoded
-    if uri:
-        parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri) if uri else None
+    except ValueError:
+        parts = None
+    if parts is not None:
         found += [parts.password or "", parts.username or ""]
         if parts.password:
             found.append(f"{parts.username}:{parts.password}")

@@ -103,6 +103,12 @@ def test_missing_required_keys() -> None:
     ]
 
 
+def test_an_unparsable_tracking_uri_is_a_problem_not_a_crash() -> None:
+    # Found by the fuzzer (tests/fuzz_loader.py): urlsplit raises on this.
+    found = problems("apiVersion: stagectl/v1\nregistry:\n  tracking_uri: https://bot:x_uri:0, 1]\nmodels: {}\n")
+    assert found == ["stages.yaml:3:17: registry.tracking_uri is not a valid URI: Invalid IPv6 URL"]
+
+
 def test_credentials_in_the_file_are_refused() -> None:
     found = problems("apiVersion: stagectl/v1\nregistry:\n  tracking_uri: https://u:pw@h\nmodels: {}\n")
     assert found == ["stages.yaml:3:17: registry.tracking_uri holds credentials; set MLFLOW_TRACKING_USERNAME/"

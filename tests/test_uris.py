@@ -39,3 +39,8 @@ def test_scrub_masks_known_secrets_in_every_encoding() -> None:
     for leaked in ("p@ss", "p%40ss", "tok-123456", basic, "urlpw99", "a:b@"):
         assert leaked not in scrubbed
     assert scrubbed.count("***") >= 8
+
+
+def test_an_unparsable_uri_is_still_redacted() -> None:
+    assert uris.redact("https://bot:pw@[bad") == "https://***@[bad"
+    assert uris.secrets("https://bot:pw@[bad", {}) == ()
