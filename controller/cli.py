@@ -89,15 +89,25 @@ def plan(
                      show_default=False),
     ] = None,
     max_changes: MaxChangesOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also save the plan, with the state it was computed against, for apply.",
+                     show_default=False, dir_okay=False),
+    ] = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
-    return run(file, tracking_uri, format.value, detailed_exitcode, base, max_changes, Output())
+    return run(file, tracking_uri, format.value, detailed_exitcode, base, max_changes, out, Output())
 
 
 @app.command()
 def apply(
+    saved_plan: Annotated[
+        Path | None,
+        typer.Argument(help="A plan saved by `plan --out`: apply exactly it, or refuse it if stale.",
+                       show_default=False),
+    ] = None,
     file: FileOption = Path("stages.yaml"),
     tracking_uri: UriOption = None,
     format: FormatOption = Format.text,
@@ -117,8 +127,11 @@ def apply(
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
+    from .commands.apply import apply_saved
 
     policy = (lease_wait, lease_ttl)
+    if saved_plan is not None:
+        return apply_saved(saved_plan, tracking_uri, format.value, parallelism, policy, Output())
     return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, policy, Output())
 
 

@@ -83,6 +83,9 @@ class Checkout:
             return True
         return bool(self._repo.git.status("--porcelain", "--", self.path).strip())
 
+    def has_commits(self) -> bool:
+        return bool(self._repo.head.is_valid())
+
     def head(self) -> Commit:
         if not self._repo.head.is_valid():
             raise GitError("the repository has no commits yet")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import applier, desired, github, gitops, lease
-from ..errors import GateError
+from .. import applier, desired, github, gitops, lease, savedplan, uris
+from ..errors import ConfigError, GateError, Problem
 from ..model import ApplyResult, Outcome, Plan
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
@@ -36,9 +37,7 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
         return _in_sync(plan, fmt, file, out)
     workers = parallelism if registry.parallel_writes else 1
     _check_permission(registry, plan, workers)
-    owner = lease.new_owner(provenance.commit.sha[:12] if provenance else "")
-    with lease.held(registry, owner, lease.LeasePolicy(wait=lease_times[0], ttl=lease_times[1]),
-                    on_wait=lambda holder: out.info(f"Waiting for the registry lease, held by {holder}")):
+    with _lease(registry, provenance.commit.sha if provenance else "", lease_times, out):
         plan = current_plan()  # what another apply did while we waited is live now
         if plan.in_sync:
             return _in_sync(plan, fmt, file, out)
@@ -46,12 +45,56 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
             out.info(held_line(model, plan.frozen[model], len(steps)))
         result = _run(plan, registry, workers, provenance, out)
         left = current_plan().steps if result.ok else ()
-    out.data(_render(result, fmt, out))
-    github.write_summary(markdown.render_result(result))
+    code = _finish(result, fmt, out)
     if left:
         out.info(f"Verification failed: after the last write the registry still differs from {file} "
                  f"({'; '.join(describe(s) for s in left)}): it was changed while apply ran")
         return 1
+    return code
+
+
+def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism: int,
+                lease_times: tuple[float, float], out: Output) -> int:
+    """Execute exactly a saved plan; refuse it when the registry changed since it was made."""
+    try:
+        text = plan_file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError((Problem(str(plan_file), f"cannot read the saved plan: {e.strerror}"),)) from None
+    saved = savedplan.load(text, str(plan_file))
+    _refuse_violations(saved.plan)
+    uri = uris.resolve(tracking_uri, None)
+    out.also_hide(uri)
+    from ..registry import Registry
+
+    registry = Registry(uri)
+    if registry.display_uri != saved.plan.tracking_uri:
+        raise savedplan.StalePlanError(
+            f"{plan_file} was made for {saved.plan.tracking_uri}, not {registry.display_uri}")
+    if saved.plan.in_sync:
+        return _in_sync(saved.plan, fmt, Path(saved.source.path), out)
+    workers = parallelism if registry.parallel_writes else 1
+    _check_permission(registry, saved.plan, workers)
+    source = saved.source
+    provenance = gitops.Provenance(gitops.Commit(source.commit, source.author or "", "", source.subject or ""),
+                                   run_url=gitops.run_url()) if source.commit else None
+    with _lease(registry, source.commit or "", lease_times, out):
+        changed = savedplan.changes_since(saved, registry.read(list(saved.snapshot)))
+        if changed:
+            raise savedplan.StalePlanError(
+                f"saved plan {plan_file} is stale: the registry changed since it was made; nothing was written. "
+                "Plan again.\n" + "\n".join(f"  {c}" for c in changed))
+        result = _run(saved.plan, registry, workers, provenance, out)
+    return _finish(result, fmt, out)
+
+
+def _lease(registry: Registry, commit: str, times: tuple[float, float], out: Output) -> AbstractContextManager[None]:
+    return lease.held(registry, lease.new_owner(commit[:12]), lease.LeasePolicy(wait=times[0], ttl=times[1]),
+                      on_wait=lambda holder: out.info(f"Waiting for the registry lease, held by {holder}"))
+
+
+def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
+    out.data(_render(result, fmt, out))
+    github.write_summary(markdown.render_result(result))
     return 0 if result.ok else 1
 
 

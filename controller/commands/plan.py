@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import desired, github, planner, uris
+from .. import desired, github, planner, savedplan, uris
 from ..changes import Review, diff
 from ..errors import ConfigError
 from ..gitops import Checkout
@@ -66,13 +67,16 @@ def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
 
 
 def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, base: str | None,
-         max_changes: int | None, out: Output) -> int:
+         max_changes: int | None, save_to: Path | None, out: Output) -> int:
     state = desired.load(file)
     before = _load_base(file, base) if base else None
     registry = connect(state, tracking_uri, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
     result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes)
+    if save_to is not None:
+        save_to.write_text(savedplan.dump(result, live, _source(file)), encoding="utf-8")
+        out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))
         github.write_summary(markdown.render_plan(result, str(file)))
@@ -90,6 +94,16 @@ def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool
                  "apply would refuse this plan")
         return 1
     return 2 if detailed_exitcode and not result.in_sync else 0
+
+
+def _source(file: Path) -> savedplan.Source:
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    checkout = Checkout.find(file)
+    if checkout is None or not checkout.has_commits():
+        return savedplan.Source(str(file), digest)
+    head = checkout.head()
+    subject = head.subject + (" (with uncommitted changes to the stages file)" if checkout.is_dirty() else "")
+    return savedplan.Source(str(file), digest, head.sha, head.author, subject)
 
 
 def _load_base(file: Path, base: str) -> DesiredState:

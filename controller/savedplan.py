@@ -1,0 +1,120 @@
+"""A plan saved to a file with what it was computed against, and the check that refuses it once stale."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from .errors import ConfigError, ControllerError, Problem
+from .model import Check, LiveModel, LiveState, Plan, SetAlias, Stage, Step, Transition, version_key
+from .reporters.json import plan_data
+
+KIND = "stagectl-saved-plan"
+
+
+class StalePlanError(ControllerError):
+    """The registry changed since the plan was saved: applying it could undo or collide with that change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What the plan was computed from."""
+
+    path: str
+    sha256: str
+    commit: str | None = None
+    author: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPlan:
+    plan: Plan
+    source: Source
+    snapshot: Mapping[str, Mapping[str, Any]]  # model → {"versions": {v: stage}, "aliases": {a: v}}
+
+
+def snapshot(model: LiveModel) -> dict[str, Any]:
+    return {"versions": {v: model.versions[v].stage.value for v in sorted(model.versions, key=version_key)},
+            "aliases": dict(sorted(model.aliases.items()))}
+
+
+def fingerprint(state: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+def dump(plan: Plan, live: LiveState, source: Source) -> str:
+    touched = sorted(set(plan.models()) | set(plan.blocked))
+    states = {name: snapshot(live.models[name]) for name in touched}
+    data = {
+        "kind": KIND,
+        **plan_data(plan),
+        "source": {"path": source.path, "sha256": source.sha256, "commit": source.commit,
+                   "author": source.author, "subject": source.subject},
+        "live": {name: {**state, "fingerprint": fingerprint(state)} for name, state in states.items()},
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def load(text: str, name: str) -> SavedPlan:
+    try:
+        data = json.loads(text)
+        jsonschema.validate(data, _schema())
+    except (json.JSONDecodeError, jsonschema.ValidationError) as e:
+        message = e.msg if isinstance(e, json.JSONDecodeError) else e.message
+        raise ConfigError((Problem(name, f"not a saved stagectl plan: {message}"),)) from None
+    plan = Plan(
+        tracking_uri=data["tracking_uri"],
+        steps=tuple(_step(s) for s in data["steps"]),
+        checks=tuple(Check(c["gate"], c["model"], c["version"], c["ok"], c["detail"]) for c in data.get("checks", [])),
+    )
+    source = Source(**data["source"])
+    states = {name: {"versions": s["versions"], "aliases": s["aliases"]} for name, s in data["live"].items()}
+    return SavedPlan(plan, source, states)
+
+
+def changes_since(saved: SavedPlan, live: LiveState) -> list[str]:
+    """What changed in the touched models since the plan was saved, in words; empty when nothing did."""
+    found = []
+    for name, then in sorted(saved.snapshot.items()):
+        model = live.models.get(name)
+        if model is None:
+            found.append(f"{name}: the model no longer exists")
+            continue
+        now = snapshot(model)
+        if fingerprint(now) == fingerprint(then):
+            continue
+        for version in sorted(set(then["versions"]) | set(now["versions"]), key=version_key):
+            a, b = then["versions"].get(version), now["versions"].get(version)
+            if a != b:
+                found.append(f"{name}: version {version} " + (f"is new ({b})" if a is None else
+                             "is gone" if b is None else f"was {a}, is now {b}"))
+        for alias in sorted(set(then["aliases"]) | set(now["aliases"])):
+            a, b = then["aliases"].get(alias), now["aliases"].get(alias)
+            if a != b:
+                found.append(f"{name}: alias {alias} was on version {a or '(none)'}, is now on {b or '(none)'}")
+    return found
+
+
+def _step(data: Mapping[str, Any]) -> Step:
+    if data["action"] == "set_alias":
+        return SetAlias(data["model"], data["alias"], data["version"], data["from_version"])
+    return Transition(data["model"], data["version"], Stage(data["from_stage"]), Stage(data["to_stage"]),
+                      archive_existing_versions=data.get("archive_existing_versions", False),
+                      archived_by=data.get("archived_by"))
+
+
+def _schema() -> dict[str, Any]:
+    from importlib import resources
+
+    plan_schema = json.loads(resources.files("controller").joinpath("schemas/plan.schema.json").read_text("utf-8"))
+    saved: dict[str, Any] = json.loads(
+        resources.files("controller").joinpath("schemas/saved-plan.schema.json").read_text("utf-8"))
+    saved["$defs"] = {**plan_schema["$defs"], **saved.get("$defs", {})}
+    saved["properties"] = {**plan_schema["properties"], **saved["properties"]}
+    return saved
