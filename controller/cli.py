@@ -196,6 +196,37 @@ def export(
     return run(models or [], tracking_uri, output, Output())
 
 
+class DriftMode(enum.StrEnum):
+    report = "report"
+    heal = "heal"
+    propose = "propose"
+
+
+@app.command()
+def drift(
+    file: FileOption = Path("stages.yaml"),
+    tracking_uri: UriOption = None,
+    format: FormatOption = Format.text,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when the registry was changed outside git.")
+    ] = False,
+    mode: Annotated[
+        DriftMode,
+        typer.Option("--mode", help="report: only tell; heal: apply the file; propose: write the registry's "
+                                    "state into the file on a new branch, for review."),
+    ] = DriftMode.report,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="Branch name for --mode propose.", show_default=False)
+    ] = None,
+    parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=64, help="For --mode heal.")] = 8,
+) -> int:
+    """Find changes made to the registry outside git, told apart from merged changes not yet applied."""
+    from .commands.drift import drift_command
+
+    return drift_command(file, tracking_uri, format.value, detailed_exitcode, mode.value, branch,
+                         (parallelism, (300.0, 300.0)), Output())
+
+
 class ResolveFormat(enum.StrEnum):
     text = "text"
     json = "json"

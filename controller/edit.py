@@ -54,6 +54,18 @@ def move_alias(text: str, model: str, alias: str, version: str, file: str = "sta
     return _checked(editor.result(), file)
 
 
+def declare(text: str, model: str, stages: dict[str, list[str]], aliases: dict[str, str],
+            file: str = "stages.yaml") -> str:
+    """Set some stage lists and alias targets of one model exactly (the rest of the file unchanged)."""
+    desired.parse(text, file)
+    editor = _Editor(text, file)
+    for key, versions in stages.items():
+        editor.set_versions(model, key, sorted(versions, key=version_key))
+    for alias, version in aliases.items():
+        editor.set_alias(model, alias, version)
+    return _checked(editor.result(), file)
+
+
 def yaml_key(name: str) -> str:
     """A model or alias name as a YAML key: plain when YAML reads it back as the same text."""
     if _PLAIN.fullmatch(name) and yaml.safe_load(f"{name}: x") == {name: "x"}:

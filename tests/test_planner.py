@@ -249,3 +249,21 @@ def test_max_changes_counts_the_whole_plan_and_the_command_line_can_raise_it() -
     assert [c.detail for c in planner.plan(state, lives, "u").violations] == [
         "2 steps exceed max_changes 1 (raise it with --max-changes)"]
     assert planner.plan(state, lives, "u", max_changes=2).violations == ()
+
+
+# -- drift classification ------------------------------------------------------------------------------------
+
+def test_drift_classifies_by_what_stagectl_last_applied() -> None:
+    from controller import drift
+
+    applied = want(production=[1])
+    stamped = LiveModel("m", {"1": LiveVersion("1", P, tags={"stagectl.commit": "c1"}), "2": LiveVersion("2", S)}, {})
+    assert drift.last_applied(stamped, ["c2", "c1", "c0"]) == "c1"
+    assert drift.classify(applied, applied, "c1", stamped).kind is drift.Kind.IN_SYNC
+    pending = drift.classify(want(production=[2]), applied, "c1", stamped)
+    assert pending.kind is drift.Kind.PENDING and [str(c) for c in pending.pending] == ["production: 1 → 2"]
+    clicked = LiveModel("m", {"1": LiveVersion("1", A, tags={"stagectl.commit": "c1"}), "2": LiveVersion("2", P)}, {})
+    drifted = drift.classify(applied, applied, "c1", clicked)
+    assert drifted.kind is drift.Kind.DRIFTED and drifted.drifted
+    assert drift.classify(applied, None, None, clicked).kind is drift.Kind.UNKNOWN
+    assert drift.proposal(applied, clicked) == ({"production": ["2"]}, {})

@@ -52,8 +52,8 @@ def test_least_privilege_and_pinned_actions(path: Path) -> None:
         assert "timeout-minutes" in job, name
         granted = job.get("permissions", {})
         assert set(granted.values()) <= {"read", "write"}
-        if granted.get("pull-requests") == "write":
-            assert name == "comment"
+        if granted.get("pull-requests") == "write" or granted.get("contents") == "write":
+            assert name in ("comment", "propose"), f"{name} may not write"
         for step in job["steps"]:
             if "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
@@ -72,8 +72,12 @@ def test_reconcile_never_cancels_and_skips_superseded_runs() -> None:
     assert set(workflow["on"]) == {"push", "schedule", "workflow_dispatch"}
     job = workflow["jobs"]["apply"]
     assert job["environment"] == "mlflow-registry"
-    apply_step = job["steps"][-1]
-    assert apply_step["run"] == "stagectl apply" and apply_step["if"] == "steps.head.outputs.current == 'true'"
+    steps = {step.get("name"): step for step in job["steps"]}
+    assert steps["Apply"]["run"] == "stagectl apply"
+    assert steps["Apply"]["if"] == "steps.head.outputs.current == 'true' && github.event_name != 'schedule'"
+    assert steps["Drift"]["run"] == 'stagectl drift --mode "$MODE" --detailed-exitcode'
+    assert "vars.STAGECTL_DRIFT_MODE || 'heal'" in steps["Drift"]["env"]["MODE"]
+    assert workflow["jobs"]["propose"]["permissions"] == {"contents": "write", "pull-requests": "write"}
 
 
 def test_pre_commit_hook_validates_stages_files() -> None:
