@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_URI := sqlite:///.demo/mlflow.db
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,15 +29,26 @@ demo: $(VENV)/.local
 	$(BIN)/stagectl apply --tracking-uri $(DEMO_URI)
 	$(BIN)/stagectl plan --tracking-uri $(DEMO_URI) --detailed-exitcode
 
+# The end-to-end tests and the benchmark also run mlflow on PostgreSQL: Debian's package, when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		echo "Installing PostgreSQL (Debian's postgresql package)"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
 lint: $(VENV)/.dev
-	$(BIN)/ruff check controller tests
+	$(BIN)/ruff check controller tests bench
 	$(BIN)/mypy
 
 # CI runs the long concurrency and fault loops in full.
 PYTEST_ARGS ?= $(if $(CI),--slow,)
 
-test: lint
+test: lint postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# stagectl against what users would write instead, on real servers (sqlite and PostgreSQL): bench/results.json
+bench: $(VENV)/.dev postgres
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,17 +1,22 @@
-"""Execute a plan: models concurrently, each model's steps in order, every write read back and verified."""
+"""Execute a plan: models concurrently, each model's steps in order, every write read back and verified.
+
+A transition's response is its own read-back. What a response cannot show (the versions a promotion
+archived, an alias moved) is read back for all models at once after the last write: one bulk read instead
+of a request per step.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .errors import ControllerError, RegistryError
-from .model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
+from .model import ApplyResult, LiveState, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
 
 NOT_ATTEMPTED = "not attempted: an earlier step of this model failed"
 
@@ -41,6 +46,7 @@ class Writer(Protocol):
     def set_alias(self, model: str, alias: str, version: str) -> None: ...
     def alias_target(self, model: str, alias: str) -> str: ...
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None: ...
+    def read(self, names: Collection[str] | None) -> LiveState: ...
 
 
 class VerificationError(ControllerError):
@@ -69,25 +75,56 @@ def apply(
     for index, step in enumerate(plan.steps):
         by_model.setdefault(step.model, []).append(index)
     outcomes: dict[int, Outcome] = {}
+    unverified: dict[int, Step] = {}
     lock = threading.Lock()
+    retrying = Retrying(registry, retry, sleep)
 
-    def record(index: int, outcome: Outcome) -> None:
+    def record(index: int, outcome: Outcome | None, step: Step) -> None:
         with lock:
+            if outcome is None:
+                unverified[index] = step
+                return
             outcomes[index] = outcome
             on_outcome(outcome)
 
     def run(indexes: list[int]) -> None:
-        _apply_model([(i, plan.steps[i]) for i in indexes], Retrying(registry, retry, sleep), tags or {}, record)
+        _apply_model([(i, plan.steps[i]) for i in indexes], retrying, tags or {}, record)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
             future.result()
-    return ApplyResult(plan.tracking_uri, tuple(outcomes[i] for i in range(len(plan.steps))))
+    final = None
+    if by_model:
+        try:
+            final = retrying.read(sorted(by_model))
+        except Exception as e:  # report each step still unverified; keep every outcome already known
+            for index, step in sorted(unverified.items()):
+                record(index, Outcome(step, Status.FAILED, f"written, but could not be read back: {_reason(e)}"),
+                       step)
+    if final is not None:
+        for index, step in sorted(unverified.items()):
+            record(index, _verified(step, final), step)
+    return ApplyResult(plan.tracking_uri, tuple(outcomes[i] for i in range(len(plan.steps))), final)
+
+
+def _verified(step: Step, live: LiveState) -> Outcome:
+    model = live.models.get(step.model)
+    if isinstance(step, SetAlias):
+        seen = model.aliases.get(step.alias) if model else None
+        if seen == step.version:
+            return Outcome(step, Status.APPLIED)
+        return Outcome(step, Status.FAILED, f"the registry shows alias '{step.alias}' on version {seen}, "
+                                            f"not {step.version}")
+    version = model.versions.get(step.version) if model else None
+    if version is not None and version.stage is step.to_stage:
+        return Outcome(step, Status.APPLIED)
+    shown = version.stage if version else "no such version"
+    return Outcome(step, Status.FAILED, f"the registry shows version {step.version} in {shown}, not {step.to_stage}")
 
 
 def _apply_model(
     steps: list[tuple[int, Step]], registry: Writer, tags: Mapping[str, str],
-    record: Callable[[int, Outcome], None],
+    record: Callable[[int, Outcome | None, Step], None],
 ) -> None:
     failed = False
     tagged: set[str] = set()
@@ -102,30 +139,27 @@ def _apply_model(
 
     for index, step in steps:
         if isinstance(step, Transition) and step.archived_by is not None:
-            continue  # performed, and recorded, by the promotion that archives it
+            continue  # performed, and recorded, with the promotion that archives it
         covered = [(i, s) for i, s in steps if isinstance(s, Transition) and _archives(step, s)]
         if failed:
             for i, s in [(index, step), *covered]:
-                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED))
+                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED), s)
             continue
         try:
             _execute(step, registry)
             tag(step.version, step.model)
-        except Exception as e:
-            failed = True
-            record(index, Outcome(step, Status.FAILED, _reason(e)))
-            for i, s in covered:
-                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED))
-            continue
-        record(index, Outcome(step, Status.APPLIED))
-        for i, s in covered:
-            try:
-                _verify_stage(s, registry.stage_of(s.model, s.version))
+            for _, s in covered:
                 tag(s.version, s.model)
-                record(i, Outcome(s, Status.APPLIED))
-            except Exception as e:
-                failed = True
-                record(i, Outcome(s, Status.FAILED, _reason(e)))
+        except Exception as e:  # one step's failure must not tear down the other models
+            failed = True
+            record(index, Outcome(step, Status.FAILED, _reason(e)), step)
+            for i, s in covered:
+                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED), s)
+            continue
+        # A transition's response shows its result; an alias and the archived versions are read back later.
+        record(index, Outcome(step, Status.APPLIED) if isinstance(step, Transition) else None, step)
+        for i, s in covered:
+            record(i, None, s)
 
 
 class Retrying:
@@ -154,6 +188,9 @@ class Retrying:
 
     def alias_target(self, model: str, alias: str) -> str:
         return self._retry(lambda: self._registry.alias_target(model, alias), lambda: False, lambda: "")
+
+    def read(self, names: Collection[str] | None) -> LiveState:
+        return self._retry(lambda: self._registry.read(names), lambda: False, lambda: self._registry.read(names))
 
     def _alias_is(self, model: str, alias: str, version: str) -> bool:
         try:
@@ -198,17 +235,11 @@ def _execute(step: Step, registry: Writer) -> None:
         _verify_stage(step, after)
     else:
         registry.set_alias(step.model, step.alias, step.version)
-        _verify_alias(step, registry.alias_target(step.model, step.alias))
 
 
 def _verify_stage(step: Transition, seen: Stage) -> None:
     if seen is not step.to_stage:
         raise VerificationError(f"the registry shows version {step.version} in {seen}, not {step.to_stage}")
-
-
-def _verify_alias(step: SetAlias, seen: str) -> None:
-    if seen != step.version:
-        raise VerificationError(f"the registry shows alias '{step.alias}' on version {seen}, not {step.version}")
 
 
 def _reason(error: Exception) -> str:

@@ -198,6 +198,7 @@ class Outcome:
 class ApplyResult:
     tracking_uri: str
     outcomes: tuple[Outcome, ...]  # in plan order
+    final: LiveState | None = None  # the touched models as read back after the last write
 
     @property
     def ok(self) -> bool:

@@ -64,6 +64,17 @@ class Registry:
 
         Reads whole pages, never one request per model or version.
         """
+        for attempt in range(3):
+            try:
+                return self._read(names)
+            except RegistryError as e:
+                # A model deleted while the server assembles a search page (another apply's lease) makes the
+                # whole search fail: it is a race with that delete, not a missing model; read again.
+                if e.code != "RESOURCE_DOES_NOT_EXIST" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read(self, names: Collection[str] | None) -> LiveState:
         wanted = None if names is None else set(names)
         aliases: dict[str, dict[str, str]] = {}
         for rm in self._pages(lambda token: self._client.search_registered_models(
@@ -71,16 +82,20 @@ class Registry:
             if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
                 aliases[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
-        for filter_string in _name_filters(sorted(aliases)):
+        filters = list(_name_filters(sorted(aliases)))
+        # One filtered search when the names fit in one; otherwise every version in the largest pages, which
+        # is as few requests as the registry allows (the versions of other models are dropped as they come).
+        for filter_string in filters if len(filters) <= 1 else [""]:
             for mv in self._pages(functools.partial(self._search_versions, filter_string)):
-                versions[mv.name][str(mv.version)] = _live_version(mv)
+                if mv.name in versions:
+                    versions[mv.name][str(mv.version)] = _live_version(mv)
         return LiveState(models={
             name: LiveModel(name=name, versions=versions[name], aliases=aliases[name]) for name in sorted(aliases)
         })
 
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(
-            filter_string=filter_string, max_results=_PAGE_VERSIONS,
+            filter_string=filter_string or None, max_results=_PAGE_VERSIONS,
             order_by=["name ASC", "version_number ASC"], page_token=token)
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:

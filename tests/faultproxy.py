@@ -31,8 +31,27 @@ class FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep client connections alive, as real servers do
+            upstream: http.client.HTTPConnection | None = None
+
             def log_message(self, *args: object) -> None:
                 pass
+
+            def _forward(self, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
+                """Forward on this client connection's own upstream connection, reopened if it went stale."""
+                for attempt in (1, 2):
+                    if self.upstream is None:
+                        self.upstream = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port,
+                                                                   timeout=60)
+                    try:
+                        self.upstream.request(self.command, self.path, body=body, headers=headers)
+                        return self.upstream.getresponse()
+                    except (http.client.HTTPException, OSError):
+                        self.upstream.close()
+                        self.upstream = None
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -45,7 +64,9 @@ class FaultProxy:
                 if fault == "503":
                     self.send_response(503)
                     self.send_header("Content-Length", "8")
+                    self.send_header("Connection", "close")
                     self.end_headers()
+                    self.close_connection = True
                     self.wfile.write(b"injected")
                     return
                 if fault == "stall":
@@ -53,13 +74,10 @@ class FaultProxy:
                 if fault in ("drop_before", "stall"):
                     self._drop()
                     return
-                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 headers["Host"] = proxy.target.netloc
-                conn.request(self.command, self.path, body=body, headers=headers)
-                response = conn.getresponse()
+                response = self._forward(body, headers)
                 data = response.read()
-                conn.close()
                 proxy.after(n, self.command, self.path, response.status)
                 if fault == "drop_after":
                     self._drop()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from controller import applier
 from controller.errors import RegistryError
-from controller.model import LiveModel, Plan, SetAlias, Stage, Status, Transition
+from controller.model import LiveModel, LiveState, Plan, SetAlias, Stage, Status, Transition
 from tests.factories import A, N, P, S, live_model, simulate
 
 
@@ -43,6 +43,9 @@ class MemoryRegistry:
     def alias_target(self, model: str, alias: str) -> str:
         return self.models[model].aliases[alias]
 
+    def read(self, names: object) -> LiveState:
+        return LiveState(dict(self.models))
+
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
         with self.lock:
             if self.fail == (model, "tags"):
@@ -71,6 +74,22 @@ def test_applies_every_step_in_order_and_performs_archives_through_the_promotion
     assert memory.models["a"].in_stage(P) == {"2"} and memory.models["a"].in_stage(A) == {"1"}
     # Version 1 was never written on its own: its promotion archived it.
     assert [w for w in memory.writes if w[0] == "a"] == [("a", "2"), ("a", "champion")]
+    assert result.final is not None and result.final.models["a"].aliases == {"champion": "2"}
+
+
+class LyingAliases(MemoryRegistry):
+    """Accepts alias writes but never keeps them: only the read-back can tell."""
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self.writes.append((model, alias))
+
+
+def test_an_alias_the_read_back_does_not_show_fails_its_step() -> None:
+    memory = LyingAliases(live_model("a", {1: P, 2: S}, {"champion": 1}), live_model("b", {3: N, 4: N}))
+    result = applier.apply(Plan("u", STORY), memory)
+    assert [o.status for o in result.outcomes] == [Status.APPLIED, Status.APPLIED, Status.FAILED,
+                                                   Status.APPLIED, Status.APPLIED]
+    assert result.outcomes[2].error == "the registry shows alias 'champion' on version 1, not 2"
 
 
 def test_a_failed_step_skips_the_rest_of_its_model_and_other_models_go_on() -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import applier, desired, github, gitops, lease, savedplan, uris
+from .. import applier, desired, github, gitops, lease, planner, savedplan, uris
 from ..errors import ConfigError, GateError, Problem
-from ..model import ApplyResult, Outcome, Plan
+from ..model import ApplyResult, DesiredState, Outcome, Plan, Status, Step
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
 from . import Output
@@ -36,7 +36,7 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
     if plan.in_sync:  # the common scheduled run: no lease, no write at all
         return _in_sync(plan, fmt, file, out)
     workers = parallelism if registry.parallel_writes else 1
-    _check_permission(registry, plan, workers)
+    _check_permission(registry, plan)
     with _lease(registry, provenance.commit.sha if provenance else "", lease_times, out):
         plan = current_plan()  # what another apply did while we waited is live now
         if plan.in_sync:
@@ -44,7 +44,7 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
         for model, steps in plan.blocked.items():
             out.info(held_line(model, plan.frozen[model], len(steps)))
         result = _run(plan, registry, workers, provenance, out)
-        left = current_plan().steps if result.ok else ()
+        left = _left(state, plan, result)
     code = _finish(result, fmt, out)
     if left:
         out.info(f"Verification failed: after the last write the registry still differs from {file} "
@@ -73,7 +73,7 @@ def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism
     if saved.plan.in_sync:
         return _in_sync(saved.plan, fmt, Path(saved.source.path), out)
     workers = parallelism if registry.parallel_writes else 1
-    _check_permission(registry, saved.plan, workers)
+    _check_permission(registry, saved.plan)
     source = saved.source
     provenance = gitops.Provenance(gitops.Commit(source.commit, source.author or "", "", source.subject or ""),
                                    run_url=gitops.run_url()) if source.commit else None
@@ -98,6 +98,15 @@ def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     return 0 if result.ok else 1
 
 
+def _left(state: DesiredState, plan: Plan, result: ApplyResult) -> list[Step]:
+    """What still differs after a successful apply, from the read-back of its last writes."""
+    if not result.ok or result.final is None:
+        return []
+    wanted = {m.name: m for m in state.models}
+    return [step for name in plan.models() if name in result.final.models
+            for step in planner.plan_model(wanted[name], result.final.models[name])]
+
+
 def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     for model, steps in plan.blocked.items():
         out.info(held_line(model, plan.frozen[model], len(steps)))
@@ -106,27 +115,55 @@ def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     return 0
 
 
-def _check_permission(registry: Registry, plan: Plan, workers: int) -> None:
-    """Fail on the first model we may not write, before any stage or alias changes anywhere."""
-    retrying = applier.Retrying(registry, applier.RetryPolicy())
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(retrying.call, registry.mark_managed, model) for model in plan.models()]:
-            future.result()
+def _check_permission(registry: Registry, plan: Plan) -> None:
+    """Fail before any write when we may not write: one request, on the first model to change.
+
+    Permissions are per model, so a model whose permission differs still fails on its own first write,
+    before any of its steps changes anything, while the models we may write go on.
+    """
+    applier.Retrying(registry, applier.RetryPolicy()).call(registry.mark_managed, plan.models()[0])
 
 
 def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None,
          out: Output) -> ApplyResult:
     total = len(plan.steps)
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
-    done = 0
-
-    def progress(outcome: Outcome) -> None:
-        nonlocal done
-        done += 1
-        out.info(text.render_outcome(outcome, done, total))
-
     tags = provenance.tags() if provenance else {}
-    return applier.apply(plan, registry, parallelism=workers, tags=tags, on_outcome=progress)
+    with _progress(total, out) as progress:
+        return applier.apply(plan, registry, parallelism=workers, tags=tags, on_outcome=progress)
+
+
+@contextmanager
+def _progress(total: int, out: Output) -> Iterator[Callable[[Outcome], None]]:
+    """A live bar (done, failed, left) on a terminal; one plain line per step in logs."""
+    done = failed = 0
+    if not out.stderr.isatty():
+        def line(outcome: Outcome) -> None:
+            nonlocal done
+            done += 1
+            out.info(text.render_outcome(outcome, done, total))
+
+        yield line
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    def label() -> str:
+        return f"applied {done - failed}, failed {failed}, left {total - done}"
+
+    with Progress(TextColumn("[bold]apply"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=Console(file=out.stderr)) as bar:
+        task = bar.add_task(label(), total=total)
+
+        def advance(outcome: Outcome) -> None:
+            nonlocal done, failed
+            done += 1
+            failed += outcome.status is not Status.APPLIED
+            if outcome.status is Status.FAILED:
+                bar.console.print(text.render_outcome(outcome, done, total), style="red", markup=False)
+            bar.update(task, advance=1, description=label())
+
+        yield advance
 
 
 def _refuse_violations(plan: Plan) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from controller import ResolvedModel, get_model
 from controller.errors import AmbiguousModelError, ResolveError, UnreviewedModelError
@@ -130,9 +130,11 @@ def test_cleanup_report_lists_only_old_unreferenced_unmentioned_archived_version
     seed.make_model(registry, name, ["Archived", "Archived", "Archived", "Archived", "Production"],
                     aliases={"rollback": 2})
     long_ago = int((time.time() - 200 * 86400) * 1000)
-    with sqlite3.connect(mlflow_server.backend.removeprefix("sqlite:///")) as db:
-        db.execute("UPDATE model_versions SET last_updated_time = ? WHERE name = ? AND version IN (1, 2, 3)",
-                   (long_ago, name))
+    engine = sqlalchemy.create_engine(mlflow_server.backend)  # sqlite or PostgreSQL, through SQLAlchemy
+    with engine.begin() as db:
+        db.execute(sqlalchemy.text("UPDATE model_versions SET last_updated_time = :t "
+                                   "WHERE name = :n AND version IN (1, 2, 3)"), {"t": long_ago, "n": name})
+    engine.dispose()
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {name}:\n    archived: [3]\n")
     uri = ["--tracking-uri", mlflow_server.uri]
     data = json.loads(stagectl("cleanup-report", name, *uri, "--format", "json", cwd=tmp_path).stdout)

@@ -1,0 +1,205 @@
+"""make bench: stagectl against what users would write instead, on real mlflow servers, as ratios.
+
+Each case gets a fresh server. Every program runs as its own process through one counting proxy, so the
+time each takes and the HTTP requests each sends are measured the same way. Results: a table on stdout
+and bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.faultproxy import FaultProxy
+from tests.servers import Server, start_postgres, start_server, stop_server
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GITHUB_"))}
+
+
+def seed(backend: str, prefix: str, models: int, versions: int) -> None:
+    """Models of `versions` versions each: v-1 in Production (alias champion), v in Staging, older Archived.
+
+    Written through MLflow's own SQL models in bulk: seconds, where the REST API would take minutes.
+    """
+    import sqlalchemy
+    from mlflow.store.model_registry.dbmodels.models import (
+        SqlModelVersion,
+        SqlRegisteredModel,
+        SqlRegisteredModelAlias,
+    )
+
+    now = int(time.time() * 1000)
+    rows: list[Any] = []
+    for i in range(models):
+        name = f"{prefix}-{i:05d}"
+        rows.append(SqlRegisteredModel(name=name, creation_time=now, last_updated_time=now))
+        for v in range(1, versions + 1):
+            stage = "Production" if v == versions - 1 else "Staging" if v == versions else "Archived"
+            rows.append(SqlModelVersion(name=name, version=v, current_stage=stage, source="s3://bench/m",
+                                        status="READY", creation_time=now, last_updated_time=now))
+        rows.append(SqlRegisteredModelAlias(name=name, alias="champion", version=versions - 1))
+    engine = sqlalchemy.create_engine(backend)
+    with sqlalchemy.orm.Session(engine) as session:
+        session.bulk_save_objects(rows)
+        session.commit()
+    engine.dispose()
+
+
+def stages_file(path: Path, prefix: str, models: int, versions: int) -> Path:
+    lines = ["apiVersion: stagectl/v1", "models:"]
+    for i in range(models):
+        lines += [f"  {prefix}-{i:05d}:", f"    production: {versions}", f"    aliases: {{champion: {versions}}}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def timed(args: list[str], proxy: FaultProxy, cwd: Path, memory: bool = False) -> dict[str, Any]:
+    """Run one program to completion: wall time, HTTP requests it sent, and (memory) its peak RSS."""
+    before = proxy.count
+    wrapper = ["/usr/bin/time", "-f", "MAXRSS %M"] if memory else []
+    started = time.perf_counter()
+    result = subprocess.run([*wrapper, *args], cwd=cwd, env=ENV, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    out: dict[str, Any] = {"seconds": round(seconds, 3), "requests": proxy.count - before}
+    if memory:
+        rss = [line for line in result.stderr.splitlines() if line.startswith("MAXRSS ")]
+        out["peak_mb"] = round(int(rss[-1].split()[1]) / 1024, 1)
+    return out
+
+
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def plan_case(backend_kind: str, models: int, versions: int, repeat: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with _server(backend_kind, work) as (server, backend):
+            seed(backend, "m", models, versions)
+            file = stages_file(work / "stages.yaml", "m", models, versions)
+            with FaultProxy(server.uri) as proxy:
+                stagectl = best([timed([str(BIN / "stagectl"), "plan", "-f", str(file), "--tracking-uri", proxy.uri,
+                                        "--format", "json"], proxy, work, memory=True) for _ in range(repeat)])
+                floor = best([timed([sys.executable, "-m", "bench.contenders", "floor", proxy.uri], proxy, ROOT)
+                               for _ in range(repeat)])
+    return {"backend": backend_kind, "models": models, "versions": versions, "stagectl": stagectl, "floor": floor,
+            "time_ratio": round(stagectl["seconds"] / floor["seconds"], 2)}
+
+
+def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with _server(backend_kind, work) as (server, backend):
+            for prefix in ("s", "n", "p"):
+                seed(backend, prefix, models, versions)
+            file = stages_file(work / "stages.yaml", "s", models, versions)
+            with FaultProxy(server.uri) as proxy:
+                stagectl = timed([str(BIN / "stagectl"), "apply", "-f", str(file), "--tracking-uri", proxy.uri],
+                                 proxy, work, memory=True)
+                pool = timed([sys.executable, "-m", "bench.contenders", "pool", proxy.uri, "p", str(models),
+                              str(versions)], proxy, ROOT)
+                loop = timed([sys.executable, "-m", "bench.contenders", "naive", proxy.uri, "n", str(models),
+                              str(versions)], proxy, ROOT) if naive else None
+    result = {"backend": backend_kind, "models": models, "versions": versions, "stagectl": stagectl, "pool": pool,
+              "vs_pool": round(stagectl["seconds"] / pool["seconds"], 2)}
+    if loop:
+        result |= {"naive": loop, "speedup_vs_naive": round(loop["seconds"] / stagectl["seconds"], 1)}
+    return result
+
+
+def startup(repeat: int) -> dict[str, Any]:
+    """`stagectl --help` and `stagectl validate` against importing yaml and jsonschema, medians."""
+    def median(args: list[str]) -> float:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, check=False)
+            times.append(time.perf_counter() - started)
+        return round(statistics.median(times), 3)
+
+    baseline = median([sys.executable, "-c", "import yaml, jsonschema"])
+    help_s = median([str(BIN / "stagectl"), "--help"])
+    validate_s = median([str(BIN / "stagectl"), "validate"])
+    return {"baseline_seconds": baseline, "help_seconds": help_s, "validate_seconds": validate_s,
+            "help_ratio": round(help_s / baseline, 2), "validate_ratio": round(validate_s / baseline, 2)}
+
+
+@contextmanager
+def _server(kind: str, work: Path) -> Iterator[tuple[Server, str]]:
+    """A fresh mlflow server on a fresh backend: a sqlite file, or a PostgreSQL cluster of its own."""
+    postgres = start_postgres() if kind == "postgresql" else None
+    backend = postgres.uri if postgres else f"sqlite:///{work / 'mlflow.db'}"
+    server = start_server(work, backend_uri=backend)
+    try:
+        yield server, backend
+    finally:
+        stop_server(server)
+        if postgres:
+            postgres.stop()
+
+
+def _seconds(run: dict[str, Any] | None) -> str:
+    return f"{run['seconds']:.1f} s" if run else "—"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| backend | M models × V versions | stagectl plan | floor | ratio | requests (stagectl / floor) "
+             "| peak MB |", "|---|---|--:|--:|--:|--:|--:|"]
+    for r in results["plan"]:
+        lines.append(f"| {r['backend']} | {r['models']} × {r['versions']} | {r['stagectl']['seconds']:.2f} s | "
+                     f"{r['floor']['seconds']:.2f} s | {r['time_ratio']:.2f}× | "
+                     f"{r['stagectl']['requests']} / {r['floor']['requests']} | {r['stagectl']['peak_mb']:.0f} |")
+    lines += ["", "| backend | wave over M models | stagectl apply | hand-written pool | naive loop | "
+              "vs pool | faster than naive | requests (stagectl / pool / naive) |",
+              "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in results["apply"]:
+        naive = r.get("naive")
+        lines.append(f"| {r['backend']} | {r['models']} | {r['stagectl']['seconds']:.1f} s | "
+                     f"{r['pool']['seconds']:.1f} s | {_seconds(naive)} | "
+                     f"{r['vs_pool']:.2f}× | {str(r.get('speedup_vs_naive', '—')) + ('×' if naive else '')} | "
+                     f"{r['stagectl']['requests']} / {r['pool']['requests']} / {naive['requests'] if naive else '—'} |")
+    s = results["startup"]
+    lines += ["", f"Start-up (medians): `import yaml, jsonschema` {s['baseline_seconds']:.3f} s; "
+              f"`stagectl --help` {s['help_seconds']:.3f} s ({s['help_ratio']:.2f}×); "
+              f"`stagectl validate` {s['validate_seconds']:.3f} s ({s['validate_ratio']:.2f}×)."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--quick", action="store_true", help="small sizes only, to check the harness")
+    args = parser.parse_args()
+    sizes = [(10, 5), (100, 5)] if args.quick else [(10, 5), (10, 50), (100, 5), (100, 50), (1000, 5), (1000, 50)]
+    waves = [10, 100] if args.quick else [10, 100, 1000]
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "platform": platform.platform()},
+                               "plan": [], "apply": [], "startup": startup(5 if args.quick else 15)}
+    for backend in args.backends.split(","):
+        for models, versions in sizes:
+            print(f"plan  {backend} {models}x{versions}", file=sys.stderr, flush=True)
+            results["plan"].append(plan_case(backend, models, versions, repeat=3))
+        for models in waves:
+            print(f"apply {backend} {models}", file=sys.stderr, flush=True)
+            results["apply"].append(apply_case(backend, models, 5, naive=True))
+    (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
