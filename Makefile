@@ -13,12 +13,12 @@ $(BIN)/python:
 
 # Runtime plus a local sqlite registry: what the demo needs, and no mlflow server.
 $(VENV)/.local: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=compat -e '.[local]'
 	touch $@
 
 # Everything the tests need, including the real mlflow server they start.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=compat -e '.[dev]'
 	touch $@ $(VENV)/.local
 
 demo: $(VENV)/.local

@@ -3,6 +3,20 @@
 Applications resolve the model they serve with `get_model`; importing this package does not import mlflow.
 """
 
-from .resolve import ResolvedModel, get_model
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .resolve import ResolvedModel, get_model
 
 __all__ = ["ResolvedModel", "get_model"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, so that the command line (which never needs it) starts faster.
+    if name in __all__:
+        from . import resolve
+
+        return getattr(resolve, name)
+    raise AttributeError(f"module 'controller' has no attribute {name!r}")
