@@ -26,6 +26,7 @@ class FaultProxy:
         self.target = urlsplit(target)
         self.faults, self.stall, self.after = faults, stall, after
         self.count = 0
+        self.seen: list[tuple[str, str]] = []  # (method, path without the query) of every request
         self.injected: list[tuple[int, str, str, str]] = []
         self._lock = threading.Lock()
         proxy = self
@@ -58,6 +59,7 @@ class FaultProxy:
                 with proxy._lock:
                     n = proxy.count
                     proxy.count += 1
+                    proxy.seen.append((self.command, self.path.split("?", 1)[0]))
                 fault = proxy.faults(n, self.command, self.path)
                 if fault:
                     proxy.injected.append((n, self.command, self.path, fault))

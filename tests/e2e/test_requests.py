@@ -1,0 +1,48 @@
+"""How many requests stagectl sends: as few as the registry allows (counted, never timed)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests import seed
+from tests.conftest import Server
+from tests.e2e.helpers import stagectl, write
+from tests.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.e2e
+MODELS = 6
+
+
+def _wave(tmp_path: Path, registry: seed.ModelRegistryClient, prefix: str) -> None:
+    body = ""
+    for i in range(MODELS):
+        seed.make_model(registry, f"{prefix}-{i}", ["Production", "Staging"], aliases={"champion": 1})
+        body += f"  {prefix}-{i}:\n    production: 2\n    aliases: {{champion: 2}}\n"
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n{body}")
+
+
+def test_plan_reads_no_more_than_the_floor(tmp_path: Path, mlflow_server: Server,
+                                          registry: seed.ModelRegistryClient, unique: str) -> None:
+    _wave(tmp_path, registry, unique)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        assert stagectl("plan", "--tracking-uri", proxy.uri, cwd=tmp_path).returncode == 0
+    assert Counter(path for _, path in proxy.seen) == {
+        "/api/2.0/mlflow/registered-models/search": 1, "/api/2.0/mlflow/model-versions/search": 1}
+
+
+def test_a_wave_sends_one_write_per_change_and_no_read_per_step(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    _wave(tmp_path, registry, unique)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("apply", "--tracking-uri", proxy.uri, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = Counter(proxy.seen)
+    assert calls[("POST", "/api/2.0/mlflow/model-versions/transition-stage")] == MODELS
+    assert calls[("POST", "/api/2.0/mlflow/registered-models/alias")] == MODELS
+    assert calls[("GET", "/api/2.0/mlflow/model-versions/get")] == 0  # no read-back per step
+    assert calls[("GET", "/api/2.0/mlflow/registered-models/alias")] == 0
+    # Three bulk reads (plan, plan under the lease, read-back), the lease, one permission check: fixed.
+    assert proxy.count - 2 * MODELS <= 12, calls
