@@ -173,7 +173,8 @@ def test_stagectl_killed_mid_apply_next_run_converges(
                       after=lambda n, m, p, s: time.sleep(0.3) if m == "POST" else None)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "NO_COLOR": "1"}
     with slow, Reader(mlflow_server.uri, names) as reader:
-        process = subprocess.Popen([STAGECTL, "apply", "--tracking-uri", slow.uri, "--lease-ttl", "3",
+        # A lease long enough that the next apply surely meets it still held, short enough to expire soon.
+        process = subprocess.Popen([STAGECTL, "apply", "--tracking-uri", slow.uri, "--lease-ttl", "10",
                                     "--parallelism", "1"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         assert process.stderr is not None
         for line in process.stderr:
