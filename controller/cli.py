@@ -141,7 +141,9 @@ class StageName(enum.StrEnum):
     archived = "archived"
 
 
-class HistoryFormat(enum.StrEnum):
+class TextOrJson(enum.StrEnum):
+    """For reports that have no markdown form."""
+
     text = "text"
     json = "json"
 
@@ -150,7 +152,7 @@ class HistoryFormat(enum.StrEnum):
 def history(
     model: Annotated[str, typer.Argument(help="The registered model.")],
     file: FileOption = Path("stages.yaml"),
-    format: Annotated[HistoryFormat, typer.Option("--format", help="Report format.")] = HistoryFormat.text,
+    format: Annotated[TextOrJson, typer.Option("--format", help="Report format.")] = TextOrJson.text,
 ) -> int:
     """What was declared for a model, when, and who changed it: from the git log of the stages file."""
     from .commands.history import history as run
@@ -227,11 +229,6 @@ def drift(
                          (parallelism, (300.0, 300.0)), Output())
 
 
-class ResolveFormat(enum.StrEnum):
-    text = "text"
-    json = "json"
-
-
 @app.command()
 def resolve(
     model: Annotated[str, typer.Argument(help="The registered model.")],
@@ -246,8 +243,8 @@ def resolve(
     ] = None,
     tracking_uri: UriOption = None,
     format: Annotated[
-        ResolveFormat, typer.Option("--format", help="text: the pinned URI only; json: the whole record.")
-    ] = ResolveFormat.text,
+        TextOrJson, typer.Option("--format", help="text: the pinned URI only; json: the whole record.")
+    ] = TextOrJson.text,
 ) -> int:
     """Print the pinned URI (models:/NAME/VERSION) of the one version in a stage or behind an alias."""
     from .commands.resolve import resolve as run
