@@ -156,10 +156,19 @@ def _apply_model(
             for i, s in covered:
                 record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED), s)
             continue
-        # A transition's response shows its result; an alias and the archived versions are read back later.
+        # A transition's response shows its result; an alias and the archived versions are read back later,
+        # all at once, unless a later step moves that version again: then only now can the archive be seen.
         record(index, Outcome(step, Status.APPLIED) if isinstance(step, Transition) else None, step)
         for i, s in covered:
-            record(i, None, s)
+            if not _moved_again(s, [t for j, t in steps if j > index]):
+                record(i, None, s)
+                continue
+            try:
+                _verify_stage(s, registry.stage_of(s.model, s.version))
+                record(i, Outcome(s, Status.APPLIED), s)
+            except Exception as e:  # the rest of the model must not build on an archive that did not happen
+                failed = True
+                record(i, Outcome(s, Status.FAILED, _reason(e)), s)
 
 
 class Retrying:
@@ -217,6 +226,11 @@ class Retrying:
             except RegistryError as e:
                 if not e.transient or not delays:
                     raise
+
+
+def _moved_again(step: Transition, later: list[Step]) -> bool:
+    return any(isinstance(t, Transition) and t.version == step.version and t is not step and t.archived_by is None
+               for t in later)
 
 
 def _archives(promoter: Step, step: Transition) -> bool:

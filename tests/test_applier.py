@@ -173,3 +173,13 @@ def test_permanent_failures_are_not_retried_and_retries_are_bounded() -> None:
     result = applier.apply(PROMOTE, stubborn, sleep=lambda s: None, retry=applier.RetryPolicy(attempts=3))
     assert not result.ok and stubborn.attempts == 3
     assert result.outcomes[1].error == "cannot reach the registry: connection dropped"
+
+
+def test_a_swap_reads_the_archive_back_before_moving_that_version_again() -> None:
+    swap = Plan("u", (Transition("a", "1", P, A, archived_by="2"),
+                      Transition("a", "2", S, P, archive_existing_versions=True),
+                      Transition("a", "1", A, S)))
+    memory = MemoryRegistry(live_model("a", {1: P, 2: S}))
+    result = applier.apply(swap, memory)
+    assert result.ok, result.outcomes
+    assert memory.models["a"].in_stage(P) == {"2"} and memory.models["a"].in_stage(S) == {"1"}
