@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from controller import applier
+from hypothesis import given, settings
+
+from controller import applier, planner
 from controller.errors import RegistryError
-from controller.model import LiveModel, LiveState, Plan, SetAlias, Stage, Status, Transition
+from controller.model import DesiredModel, LiveModel, LiveState, Plan, SetAlias, Stage, Status, Transition
 from tests.factories import A, N, P, S, live_model, simulate
+from tests.test_planner import scenarios
 
 
 class MemoryRegistry:
@@ -183,3 +186,13 @@ def test_a_swap_reads_the_archive_back_before_moving_that_version_again() -> Non
     result = applier.apply(swap, memory)
     assert result.ok, result.outcomes
     assert memory.models["a"].in_stage(P) == {"2"} and memory.models["a"].in_stage(S) == {"1"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_applying_any_plan_succeeds_verifies_and_reaches_the_file(scenario: tuple[LiveModel, DesiredModel]) -> None:
+    have, wanted = scenario
+    memory = MemoryRegistry(have)
+    result = applier.apply(Plan("u", tuple(planner.plan_model(wanted, have))), memory)
+    assert result.ok, [o for o in result.outcomes if o.status is not Status.APPLIED]
+    assert planner.plan_model(wanted, memory.models[have.name]) == []
