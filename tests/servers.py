@@ -76,7 +76,7 @@ class Postgres:
     def stop(self) -> None:
         subprocess.run([*self._as, str(self._bin / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"],
                        capture_output=True, check=False)
-        shutil.rmtree(self.datadir, ignore_errors=True)
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)  # the whole temp dir: data, socket, log
 
 
 def postgres_bin() -> Path | None:
