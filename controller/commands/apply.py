@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import applier, desired, github, gitops, lease, planner, savedplan, uris
-from ..errors import ConfigError, GateError, Problem
+from ..errors import ConfigError, GateError, Problem, RegistryError
 from ..model import ApplyResult, DesiredState, Outcome, Plan, Status, Step
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
@@ -121,7 +121,13 @@ def _check_permission(registry: Registry, plan: Plan) -> None:
     Permissions are per model, so a model whose permission differs still fails on its own first write,
     before any of its steps changes anything, while the models we may write go on.
     """
-    applier.Retrying(registry, applier.RetryPolicy()).call(registry.mark_managed, plan.models()[0])
+    try:
+        applier.Retrying(registry, applier.RetryPolicy()).call(registry.mark_managed, plan.models()[0])
+    except RegistryError as e:
+        if e.code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+            raise
+        # Any other failure of this idempotent tag says nothing about permission: two applies setting it at
+        # the same moment make MLflow's SQL store report a duplicate key. The writes themselves will tell.
 
 
 def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None,

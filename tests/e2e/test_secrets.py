@@ -65,12 +65,12 @@ def test_no_command_leaks_a_secret_on_any_path(
                 result = stagectl(*debug, *command, "--tracking-uri", uri, cwd=repo, env={**env, **fast})
                 runs.append((path, command, result))
         # 403: the right password (the canary belongs to a READ user), not enough permission.
-        _make_reader_with_canary_password(auth_server)
+        _make_reader_with_canary_password(auth_server, unique)
         guarded = make_repo(tmp_path / "guarded")
-        commit_file(guarded, "apiVersion: stagectl/v1\nmodels:\n  canary-guarded:\n    production: 2\n", "Promote")
+        commit_file(guarded, f"apiVersion: stagectl/v1\nmodels:\n  {unique}-guarded:\n    production: 2\n", "Promote")
         for debug in ([], ["--debug"]):
             result = stagectl(*debug, "apply", "--tracking-uri", auth_server.uri, cwd=guarded,
-                              env={**env, "MLFLOW_TRACKING_USERNAME": "canary-reader"})
+                              env={**env, "MLFLOW_TRACKING_USERNAME": f"{unique}-reader"})
             runs.append(("403", ["apply"], result))
     for offline in (["validate"], ["history", model], ["--help"]):
         runs.append(("offline", offline, stagectl(*offline, cwd=repo, env=env)))
@@ -87,7 +87,8 @@ def test_no_command_leaks_a_secret_on_any_path(
             assert leak not in text, f"{leak!r} leaked on the {path} path of {' '.join(command)}"
 
 
-def _make_reader_with_canary_password(auth_server: Server) -> None:
+def _make_reader_with_canary_password(auth_server: Server, unique: str) -> None:
+    """A READ user whose password is the canary, and a model it may only read (names unique per run)."""
     admin = AUTH_USERS["admin"]
     saved = dict(os.environ)
     os.environ.update({"MLFLOW_TRACKING_USERNAME": admin[0], "MLFLOW_TRACKING_PASSWORD": admin[1]})
@@ -95,8 +96,8 @@ def _make_reader_with_canary_password(auth_server: Server) -> None:
         from mlflow.server import get_app_client
 
         client = get_app_client("basic-auth", tracking_uri=auth_server.uri)
-        seed.make_model(seed.client(auth_server.uri), "canary-guarded", ["Production", "Staging"])
-        client.create_user("canary-reader", PASSWORD)
+        seed.make_model(seed.client(auth_server.uri), f"{unique}-guarded", ["Production", "Staging"])
+        client.create_user(f"{unique}-reader", PASSWORD)
     finally:
         os.environ.clear()
         os.environ.update(saved)
