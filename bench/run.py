@@ -190,14 +190,18 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()},
                                "plan": [], "apply": [], "startup": startup(5 if args.quick else 15)}
+    def save() -> None:  # after every case: a long run that stops keeps what it measured
+        (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
+
     for backend in args.backends.split(","):
         for models, versions in sizes:
             print(f"plan  {backend} {models}x{versions}", file=sys.stderr, flush=True)
             results["plan"].append(plan_case(backend, models, versions, repeat=3))
+            save()
         for models in waves:
             print(f"apply {backend} {models}", file=sys.stderr, flush=True)
             results["apply"].append(apply_case(backend, models, 5, naive=True))
-    (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
+            save()
     print(table(results))
 
 

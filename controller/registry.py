@@ -6,24 +6,30 @@ import functools
 import logging
 import os
 import re
+import socket
+import time
+import urllib.request
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import uris
 from .errors import RegistryError, ResolveError
 from .model import LiveModel, LiveState, LiveVersion, Stage, VersionDetail
 
 # MLflow's defaults retry a dead server for about four minutes; a reconcile job should say so in seconds.
-# Users keep the last word: a variable already set is left alone.
+# Whether the server is there at all is a quick connect (_preflight); a request may then take as long as a
+# large registry's biggest page needs. Users keep the last word: a variable already set is left alone.
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
+CONNECT_TIMEOUT = 5.0
 _PAGE_MODELS = 1000  # the server's maximum for search_registered_models
 _PAGE_VERSIONS = 200_000  # the server's maximum for search_model_versions
 _FILTER_CHARS = 3000  # keeps the GET query string well under servers' URL limits
@@ -45,6 +51,7 @@ class Registry:
         self.display_uri = uris.redact(tracking_uri)
         self._secrets = uris.secrets(tracking_uri)
         _refuse_missing_sqlite(tracking_uri, self.display_uri)
+        _preflight(tracking_uri, self.display_uri)
         # Stages are deprecated (MLflow 2.9) but still served; the README says so once, logs need not.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow(\.|$)")
         warnings.filterwarnings("ignore", message=r".*[Ss]tages? .*deprecated.*", category=FutureWarning)
@@ -244,6 +251,28 @@ def _quote(name: str) -> str:
     if '"' not in name:
         return f'"{name}"'
     raise RegistryError(f"model name {name!r} holds both quote characters; MLflow's search cannot express it")
+
+
+def _preflight(uri: str, display: str) -> None:
+    """Fail in seconds when nothing answers at the server's address (refused, unknown host, no route)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
+        return  # requests go through a proxy: the server's own address need not be reachable from here
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    for attempt in range(2):
+        try:
+            socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
+            return
+        except socket.gaierror:
+            raise RegistryError(f"cannot reach the registry at {display}: host name not found",
+                                transient=True) from None
+        except OSError as e:
+            if attempt == 1:
+                cause = "timed out" if isinstance(e, TimeoutError) else "connection refused"
+                raise RegistryError(f"cannot reach the registry at {display}: {cause}", transient=True) from None
+            time.sleep(1)
 
 
 def _refuse_missing_sqlite(uri: str, display: str) -> None:
