@@ -1,11 +1,15 @@
-"""Run the real stagectl command as a subprocess."""
+"""Run the real stagectl command as a subprocess, and watch the registry while it runs."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+
+from tests import seed
 
 STAGECTL = str(Path(sys.executable).parent / "stagectl")
 
@@ -21,3 +25,31 @@ def stagectl(*args: str, cwd: Path, env: dict[str, str] | None = None,
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+class Reader:
+    """Polls every model's Production versions until stopped; tolerates a dead server."""
+
+    def __init__(self, uri: str, names: list[str]) -> None:
+        self.uri, self.names, self.most, self.versions_seen = uri, names, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        registry = seed.client(self.uri)
+        while not self._stop.is_set():
+            try:
+                for name in self.names:
+                    found = registry.search_model_versions(f"name = '{name}'")
+                    self.most = max(self.most, sum(1 for v in found if v.current_stage == "Production"))
+                    self.versions_seen = max(self.versions_seen, len(found))
+            except Exception:
+                time.sleep(0.2)
+
+    def __enter__(self) -> Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import warnings
 from pathlib import Path
 
@@ -12,31 +11,9 @@ import pytest
 
 from tests import seed
 from tests.conftest import Server
-from tests.e2e.helpers import STAGECTL, write
+from tests.e2e.helpers import STAGECTL, Reader, write
 
 pytestmark = pytest.mark.e2e
-
-
-class ProductionWatcher:
-    """Polls the registry the whole time and remembers the most versions it ever saw in Production."""
-
-    def __init__(self, uri: str, model: str) -> None:
-        self.registry, self.model = seed.client(uri), model
-        self.most, self.stop = 0, threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self.stop.is_set():
-            versions = self.registry.search_model_versions(f"name = '{self.model}'")
-            self.most = max(self.most, sum(1 for v in versions if v.current_stage == "Production"))
-
-    def __enter__(self) -> ProductionWatcher:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def _reset(registry: seed.ModelRegistryClient, model: str) -> None:
@@ -57,7 +34,7 @@ def test_concurrent_applies_never_leave_two_versions_in_production(
            "MLFLOW_TRACKING_URI": mlflow_server.uri}
     for _ in range(rounds):
         _reset(registry, model)
-        with ProductionWatcher(mlflow_server.uri, model) as watcher:
+        with Reader(mlflow_server.uri, [model]) as watcher:
             runs = [subprocess.Popen([STAGECTL, "apply", "-f", str(f)], cwd=tmp_path, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
             results = [(r.wait(timeout=120), *r.communicate()) for r in runs]

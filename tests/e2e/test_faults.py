@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from tests import seed
 from tests.conftest import Server, start_server, stop_server
-from tests.e2e.helpers import STAGECTL, stagectl, write
+from tests.e2e.helpers import STAGECTL, Reader, stagectl, write
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.e2e
@@ -42,34 +41,6 @@ def _setup(registry: seed.ModelRegistryClient, prefix: str, tmp_path: Path) -> l
 def _converged(registry: seed.ModelRegistryClient, names: list[str]) -> bool:
     return all(seed.snapshot(registry, [n])[n] == {"stages": {"1": "Archived", "2": "Production"},
                                                     "aliases": {"champion": "2"}} for n in names)
-
-
-class Reader:
-    """Polls every model's Production versions until stopped; tolerates a dead server."""
-
-    def __init__(self, uri: str, names: list[str]) -> None:
-        self.uri, self.names, self.most, self.versions_seen = uri, names, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        registry = seed.client(self.uri)
-        while not self._stop.is_set():
-            try:
-                for name in self.names:
-                    found = registry.search_model_versions(f"name = '{name}'")
-                    self.most = max(self.most, sum(1 for v in found if v.current_stage == "Production"))
-                    self.versions_seen = max(self.versions_seen, len(found))
-            except Exception:
-                time.sleep(0.2)
-
-    def __enter__(self) -> Reader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _account(result: subprocess.CompletedProcess[str], registry: seed.ModelRegistryClient) -> None:
