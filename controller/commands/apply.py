@@ -13,7 +13,7 @@ from ..model import ApplyResult, DesiredState, Outcome, Plan, Status, Step
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
 from . import Output
-from .plan import checked_plan, connect, render
+from .plan import checked_plan, connect, render, staged_before
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -25,10 +25,11 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
     state = desired.load(file)
     provenance = _provenance(file, allow_dirty)
     registry = connect(state, tracking_uri, out)
+    staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
 
     def current_plan() -> Plan:
         plan = checked_plan(state, registry.read([m.name for m in state.models]), registry, file=file,
-                            max_changes=max_changes)
+                            max_changes=max_changes, staged=staged)
         _refuse_violations(plan)
         return plan
 

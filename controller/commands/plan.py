@@ -29,12 +29,16 @@ def connect(state: DesiredState, tracking_uri: str | None, out: Output) -> Regis
 
 def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
                  before: DesiredState | None = None, base: str | None = None,
-                 max_changes: int | None = None) -> Plan:
-    """The plan with its gates, once the file is known to agree with what exists in the registry."""
+                 max_changes: int | None = None, staged: dict[str, dict[str, str]] | None = None) -> Plan:
+    """The plan with its gates, once the file is known to agree with what exists in the registry.
+
+    `staged` (see staged_before) may be passed by a caller that plans more than once from one file.
+    """
     problems = planner.check(state, live)
     if problems:
         raise ConfigError(problems)
-    staged = staged_before(file, state, before, base)
+    if staged is None:
+        staged = staged_before(file, state, before, base)
     return planner.plan(state, live, registry.display_uri, staged_before=staged, max_changes=max_changes)
 
 
