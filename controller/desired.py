@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,8 +84,8 @@ def _decode(raw: bytes, name: str) -> str:
 
 @cache
 def schema() -> dict[str, Any]:
-    source = resources.files("controller").joinpath("schemas/stages.schema.json").read_text("utf-8")
-    result: dict[str, Any] = json.loads(source)
+    # Beside this module in every installed form (pip never installs stagectl zipped): no importlib.resources.
+    result: dict[str, Any] = json.loads((Path(__file__).parent / "schemas/stages.schema.json").read_text("utf-8"))
     return result
 
 
