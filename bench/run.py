@@ -21,41 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests import seed
 from tests.faultproxy import FaultProxy
 from tests.servers import Server, start_postgres, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GITHUB_"))}
-
-
-def seed(backend: str, prefix: str, models: int, versions: int) -> None:
-    """Models of `versions` versions each: v-1 in Production (alias champion), v in Staging, older Archived.
-
-    Written through MLflow's own SQL models in bulk: seconds, where the REST API would take minutes.
-    """
-    import sqlalchemy
-    from mlflow.store.model_registry.dbmodels.models import (
-        SqlModelVersion,
-        SqlRegisteredModel,
-        SqlRegisteredModelAlias,
-    )
-
-    now = int(time.time() * 1000)
-    rows: list[Any] = []
-    for i in range(models):
-        name = f"{prefix}-{i:05d}"
-        rows.append(SqlRegisteredModel(name=name, creation_time=now, last_updated_time=now))
-        for v in range(1, versions + 1):
-            stage = "Production" if v == versions - 1 else "Staging" if v == versions else "Archived"
-            rows.append(SqlModelVersion(name=name, version=v, current_stage=stage, source="s3://bench/m",
-                                        status="READY", creation_time=now, last_updated_time=now))
-        rows.append(SqlRegisteredModelAlias(name=name, alias="champion", version=versions - 1))
-    engine = sqlalchemy.create_engine(backend)
-    with sqlalchemy.orm.Session(engine) as session:
-        session.bulk_save_objects(rows)
-        session.commit()
-    engine.dispose()
 
 
 def stages_file(path: Path, prefix: str, models: int, versions: int) -> Path:
@@ -90,7 +62,7 @@ def plan_case(backend_kind: str, models: int, versions: int, repeat: int) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with _server(backend_kind, work) as (server, backend):
-            seed(backend, "m", models, versions)
+            seed.bulk(backend, "m", models, versions)
             file = stages_file(work / "stages.yaml", "m", models, versions)
             with FaultProxy(server.uri) as proxy:
                 stagectl = best([timed([str(BIN / "stagectl"), "plan", "-f", str(file), "--tracking-uri", proxy.uri,
@@ -106,7 +78,7 @@ def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> di
         work = Path(tmp)
         with _server(backend_kind, work) as (server, backend):
             for prefix in ("s", "n", "p"):
-                seed(backend, prefix, models, versions)
+                seed.bulk(backend, prefix, models, versions)
             file = stages_file(work / "stages.yaml", "s", models, versions)
             with FaultProxy(server.uri) as proxy:
                 stagectl = timed([str(BIN / "stagectl"), "apply", "-f", str(file), "--tracking-uri", proxy.uri],

@@ -82,28 +82,65 @@ class Registry:
         raise AssertionError("unreachable")
 
     def _read(self, names: Collection[str] | None) -> LiveState:
-        wanted = None if names is None else set(names)
-        aliases: dict[str, dict[str, str]] = {}
-        for rm in self._pages(lambda token: self._client.search_registered_models(
-                max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)):
-            if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
-                aliases[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+        wanted = None if names is None else set(names) - {LEASE_MODEL}
+        aliases, by_name = self._models(wanted)
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
-        filters = list(_name_filters(sorted(aliases)))
-        # One filtered search when the names fit in one; otherwise every version in the largest pages, which
-        # is as few requests as the registry allows (the versions of other models are dropped as they come).
-        for filter_string in filters if len(filters) <= 1 else [""]:
-            for mv in self._pages(functools.partial(self._search_versions, filter_string)):
-                if mv.name in versions:
-                    versions[mv.name][str(mv.version)] = _live_version(mv)
+        for filter_string in _name_filters(sorted(aliases)) if by_name else [""]:
+            for page in self._pages(functools.partial(self._search_versions, filter_string)):
+                for mv in page:
+                    if mv.name in versions:  # the versions of other models are dropped as they come
+                        versions[mv.name][str(mv.version)] = _live_version(mv)
         return LiveState(models={
             name: LiveModel(name=name, versions=versions[name], aliases=aliases[name]) for name in sorted(aliases)
         })
+
+    def _models(self, wanted: set[str] | None) -> tuple[dict[str, dict[str, str]], bool]:
+        """The aliases of every wanted model that exists, and whether to ask for their versions by name.
+
+        By name when the names fit one search, or when the first page shows that most of the registry is other
+        models: then the cost follows the models in the file, not the size of the registry. Otherwise every
+        model in the largest pages: as few requests as the registry allows.
+        """
+        found: dict[str, dict[str, str]] = {}
+        filterable = True
+
+        def keep(page: Any) -> None:
+            for rm in page:
+                if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
+                    found[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+
+        def by_name(names: set[str]) -> bool:
+            nonlocal filterable
+            try:
+                for filter_string in _name_filters(sorted(names)):
+                    for page in self._pages(functools.partial(self._search_models, filter_string)):
+                        keep(page)
+            except RegistryError as e:
+                if e.code != "INVALID_PARAMETER_VALUE":
+                    raise
+                filterable = False  # a registry that cannot search models by name (Unity Catalog) is read whole
+            return filterable
+
+        if wanted is not None and len(list(_name_filters(sorted(wanted)))) <= 1 and by_name(wanted):
+            return found, True
+        seen = 0
+        for page in self._pages(functools.partial(self._search_models, "")):
+            keep(page)
+            seen += len(page)
+            # Not every name missing so far sorts after this page (collations differ): ask for all of them.
+            if wanted is not None and page.token and filterable and 2 * len(found) < seen \
+                    and by_name(wanted - found.keys()):
+                return found, True
+        return found, wanted is not None and filterable and 2 * len(found) < seen
 
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(
             filter_string=filter_string or None, max_results=_PAGE_VERSIONS,
             order_by=["name ASC", "version_number ASC"], page_token=token)
+
+    def _search_models(self, filter_string: str, token: str | None) -> Any:
+        return self._client.search_registered_models(
+            filter_string=filter_string or None, max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
         """Move a version; returns the stage the server reports for it afterwards."""
@@ -192,7 +229,7 @@ class Registry:
         token = None
         while True:
             page = self._call(functools.partial(fetch, token))
-            yield from page
+            yield page
             token = page.token
             if not token:
                 return

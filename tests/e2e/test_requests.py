@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -46,3 +47,22 @@ def test_a_wave_sends_one_write_per_change_and_no_read_per_step(
     assert calls[("GET", "/api/2.0/mlflow/registered-models/alias")] == 0
     # Three bulk reads (plan, plan under the lease, read-back), the lease, one permission check: fixed.
     assert proxy.count - 2 * MODELS <= 12, calls
+
+
+def test_a_registry_of_mostly_other_models_is_read_by_name(tmp_path: Path, mlflow_server: Server, unique: str) -> None:
+    """More than a page of other models: stagectl asks for its own by name instead of paging through them all."""
+    seed.bulk(mlflow_server.backend, f"a{unique}", 1100, 1)  # sorts before every other test's models
+    ours = f"{unique}-{'long-name-' * 10}"  # 40 names too long for one search filter
+    seed.bulk(mlflow_server.backend, ours, 40, 2)  # v1 Production (champion), v2 Staging
+    body = "".join(f"  {ours}-{i:05d}:\n    production: 2\n    aliases: {{champion: 2}}\n" for i in range(40))
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n{body}")
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("plan", "--tracking-uri", proxy.uri, "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert {(s["model"], s["version"]) for s in steps if s.get("to_stage") == "Production"} == {
+        (f"{ours}-{i:05d}", "2") for i in range(40)}
+    assert sum(s.get("alias") == "champion" for s in steps) == 40
+    searches = Counter(path for _, path in proxy.seen)
+    # One page shows the registry is mostly other models; then two name filters for the models, two for versions.
+    assert searches == {"/api/2.0/mlflow/registered-models/search": 3, "/api/2.0/mlflow/model-versions/search": 2}
