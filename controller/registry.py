@@ -118,7 +118,7 @@ class Registry:
             except RegistryError as e:
                 if e.code != "INVALID_PARAMETER_VALUE":
                     raise
-                filterable = False  # a registry that cannot search models by name (Unity Catalog) is read whole
+                filterable = False  # a server that cannot search models by name is read whole
             return filterable
 
         if wanted is not None and len(list(_name_filters(sorted(wanted)))) <= 1 and by_name(wanted):
