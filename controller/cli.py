@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import os
 import sys
@@ -272,7 +273,8 @@ def cleanup_report(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the one place where errors become messages and exit codes."""
     try:
-        code = app(args=argv, prog_name="stagectl", standalone_mode=False)
+        code = _only_the_command(sys.argv[1:] if argv is None else argv)(
+            args=argv, prog_name="stagectl", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except ControllerError as e:
         _print_error(str(e), prefix="" if _is_located(str(e)) else "error: ")
@@ -295,6 +297,19 @@ def main(argv: list[str] | None = None) -> int:
         if _debug:
             _print_error(traceback.format_exc(), prefix="")
         return 1
+
+
+def _only_the_command(args: list[str]) -> typer.Typer:
+    """The app with just the command being run, when it names one: typer builds the options of every command it
+    holds before parsing, a cost each start pays (`validate` runs on every commit, as a pre-commit hook)."""
+    name = next((arg for arg in args if not arg.startswith("-")), None)  # the app's own options take no value
+    chosen = [c for c in app.registered_commands
+              if name == (c.name or getattr(c.callback, "__name__", "").replace("_", "-"))]
+    if not chosen:
+        return app  # no command, or an unknown one: the whole app, for its help and its suggestions
+    only = copy.copy(app)
+    only.registered_commands = chosen
+    return only
 
 
 def _is_usage_error(error: Exception) -> bool:
