@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 #   "drop_before"  close the connection without forwarding
 #   "drop_after"   forward (the server commits), then close without answering: an unknown outcome
 #   "stall"        hold the request past the client's timeout, then close
+#   "reject"       answer 400 INVALID_PARAMETER_VALUE without forwarding, as a server refusing a filter does
 Fault = str | None
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -70,6 +71,14 @@ class FaultProxy:
                     self.end_headers()
                     self.close_connection = True
                     self.wfile.write(b"injected")
+                    return
+                if fault == "reject":
+                    refusal = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "injected: unsupported filter"}'
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(refusal)))
+                    self.end_headers()
+                    self.wfile.write(refusal)
                     return
                 if fault == "stall":
                     time.sleep(proxy.stall)
