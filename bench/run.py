@@ -59,16 +59,23 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def plan_case(backend_kind: str, models: int, versions: int, repeat: int) -> dict[str, Any]:
+    """`repeat` rounds, taking turns at going first (the server warms up as it goes); the best run of each."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with _server(backend_kind, work) as (server, backend):
             seed.bulk(backend, "m", models, versions)
             file = stages_file(work / "stages.yaml", "m", models, versions)
             with FaultProxy(server.uri) as proxy:
-                stagectl = best([timed([str(BIN / "stagectl"), "plan", "-f", str(file), "--tracking-uri", proxy.uri,
-                                        "--format", "json"], proxy, work, memory=True) for _ in range(repeat)])
-                floor = best([timed([sys.executable, "-m", "bench.contenders", "floor", proxy.uri], proxy, ROOT)
-                               for _ in range(repeat)])
+                contenders = {
+                    "stagectl": lambda: timed([str(BIN / "stagectl"), "plan", "-f", str(file), "--tracking-uri",
+                                               proxy.uri, "--format", "json"], proxy, work, memory=True),
+                    "floor": lambda: timed([sys.executable, "-m", "bench.contenders", "floor", proxy.uri], proxy, ROOT),
+                }
+                runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+                for round_ in range(repeat):
+                    for name in sorted(contenders, reverse=round_ % 2 == 1):
+                        runs[name].append(contenders[name]())
+                stagectl, floor = best(runs["stagectl"]), best(runs["floor"])
     return {"backend": backend_kind, "models": models, "versions": versions, "stagectl": stagectl, "floor": floor,
             "time_ratio": round(stagectl["seconds"] / floor["seconds"], 2)}
 
@@ -180,7 +187,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         for models, versions in sizes:
             print(f"plan  {backend} {models}x{versions}", file=sys.stderr, flush=True)
-            results["plan"].append(plan_case(backend, models, versions, repeat=3))
+            results["plan"].append(plan_case(backend, models, versions, repeat=4))
             save()
         for models in waves:
             print(f"apply {backend} {models}", file=sys.stderr, flush=True)
