@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .errors import Problem
 
@@ -12,12 +12,12 @@ def active(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get("GITHUB_ACTIONS") == "true"
 
 
-def write_summary(markdown: str, environ: Mapping[str, str] = os.environ) -> None:
-    """Append a report to the job summary page, when GitHub gives one."""
+def write_summary(render: Callable[[], str], environ: Mapping[str, str] = os.environ) -> None:
+    """Append a report to the job summary page, when GitHub gives one (rendered only then)."""
     path = environ.get("GITHUB_STEP_SUMMARY")
     if active(environ) and path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(markdown.rstrip("\n") + "\n\n")
+            fh.write(render().rstrip("\n") + "\n\n")
 
 
 def error_annotations(problems: Iterable[Problem]) -> str:

@@ -95,7 +95,7 @@ def _lease(registry: Registry, commit: str, times: tuple[float, float], out: Out
 
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     out.data(_render(result, fmt, out))
-    github.write_summary(markdown.render_result(result))
+    github.write_summary(lambda: markdown.render_result(result))
     return 0 if result.ok else 1
 
 

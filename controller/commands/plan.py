@@ -83,7 +83,7 @@ def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))
-        github.write_summary(markdown.render_plan(result, str(file)))
+        github.write_summary(lambda: markdown.render_plan(result, str(file)))
     else:
         review = Review(base, diff(before, state), result, _drift(before, live))
         if fmt == "json":
@@ -92,7 +92,7 @@ def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool
             out.data(markdown.render_review(review, str(file)))
         else:
             out.data(text.render_review(review, str(file), color=out.color))
-        github.write_summary(markdown.render_review(review, str(file)))
+        github.write_summary(lambda: markdown.render_review(review, str(file)))
     if result.violations:
         out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
                  "apply would refuse this plan")

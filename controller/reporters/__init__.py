@@ -24,16 +24,21 @@ def describe(step: Step) -> str:
     return f"{verb(step)} {change(step)}"
 
 
-def note(step: Step, steps: tuple[Step, ...]) -> str:
-    """How a transition is carried out, where it matters to the reader."""
-    if isinstance(step, Transition) and step.archived_by is not None:
-        promoter = next(i for i, s in enumerate(steps, 1) if isinstance(s, Transition)
-                        and s.model == step.model and s.version == step.archived_by
-                        and s.archive_existing_versions)
-        return f"atomic with step {promoter}"
-    if isinstance(step, Transition) and step.archive_existing_versions:
-        return "atomic: archive_existing_versions"
-    return ""
+def notes(steps: tuple[Step, ...]) -> list[str]:
+    """How each transition is carried out, where it matters to the reader ("" elsewhere)."""
+    promoters: dict[tuple[str, str], int] = {}
+    for i, s in enumerate(steps, 1):
+        if isinstance(s, Transition) and s.archive_existing_versions:
+            promoters.setdefault((s.model, s.version), i)
+
+    def note(step: Step) -> str:
+        if not isinstance(step, Transition):
+            return ""
+        if step.archived_by is not None:
+            return f"atomic with step {promoters[(step.model, step.archived_by)]}"
+        return "atomic: archive_existing_versions" if step.archive_existing_versions else ""
+
+    return [note(step) for step in steps]
 
 
 def summary(plan: Plan) -> str:

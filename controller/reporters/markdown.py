@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, Step
-from . import check_line, counts, describe, held_line, in_sync_line, note, summary
+from . import check_line, counts, describe, held_line, in_sync_line, notes, summary
 
 
 def render_plan(plan: Plan, source: str) -> str:
@@ -38,8 +38,9 @@ def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, rows: 
     """Steps as a table; `rows` limits how many are shown (numbers and notes still refer to all)."""
     table = ["| # | Model | Change | Note |" + (" Result |" if outcomes else ""),
              "|--:|---|---|---|" + ("---|" if outcomes else "")]
+    extras = notes(steps)
     for i, step in enumerate(steps[:rows], 1):
-        row = f"| {i} | {_cell(step.model)} | {_cell(describe(step))} | {note(step, steps)} |"
+        row = f"| {i} | {_cell(step.model)} | {_cell(describe(step))} | {extras[i - 1]} |"
         if outcomes:
             outcome = outcomes[i - 1]
             row += f" {outcome.status.value}{': ' + _cell(outcome.error) if outcome.error else ''} |"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step
-from . import change, check_line, counts, describe, held_line, in_sync_line, note, summary, verb
+from . import change, check_line, counts, describe, held_line, in_sync_line, notes, summary, verb
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 _STATUS_COLOR = {Status.APPLIED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
@@ -44,6 +44,7 @@ def render_outcome(outcome: Outcome, done: int, total: int) -> str:
 def _render(uri: str, steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, color: bool) -> str:
     lines = [f"Registry: {uri}"]
     model = None
+    extras = notes(steps)
     for i, step in enumerate(steps, 1):
         if step.model != model:
             model = step.model
@@ -53,7 +54,7 @@ def _render(uri: str, steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | N
             state = outcomes[i - 1].status
             status = _paint(f"{state.value:<8}", _STATUS_COLOR[state], color) + " "
         line = f"  {i:>3}. {status}{_paint(f'{verb(step):<8}', _verb_color(step), color)}{change(step)}"
-        if extra := note(step, steps):
+        if extra := extras[i - 1]:
             line += _paint(f"  ({extra})", "dim", color)
         if outcomes is not None and outcomes[i - 1].error:
             line += "\n" + " " * 7 + _paint(str(outcomes[i - 1].error), "red", color)
