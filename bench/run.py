@@ -111,21 +111,20 @@ def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> di
 
 
 def startup(repeat: int) -> dict[str, Any]:
-    """`stagectl --help` and `stagectl validate` against importing yaml and jsonschema, medians."""
-    def median(args: list[str]) -> float:
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, check=False)
-            times.append(time.perf_counter() - started)
-        return round(statistics.median(times), 3)
-
+    """`stagectl --help` and `stagectl validate` against importing yaml and jsonschema: medians of rounds that
+    run each once, so that whatever else the machine does falls on all three alike."""
     # As after any install (pip compiles what it installs): an editable checkout run with
     # PYTHONDONTWRITEBYTECODE would otherwise compile stagectl's sources on every start.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "controller")], check=True)
-    baseline = median([sys.executable, "-c", "import yaml, jsonschema"])
-    help_s = median([str(BIN / "stagectl"), "--help"])
-    validate_s = median([str(BIN / "stagectl"), "validate"])
+    commands = {"baseline": [sys.executable, "-c", "import yaml, jsonschema"],
+                "help": [str(BIN / "stagectl"), "--help"], "validate": [str(BIN / "stagectl"), "validate"]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, args in commands.items():
+            started = time.perf_counter()
+            subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, check=False)
+            times[name].append(time.perf_counter() - started)
+    baseline, help_s, validate_s = (round(statistics.median(times[name]), 3) for name in commands)
     return {"baseline_seconds": baseline, "help_seconds": help_s, "validate_seconds": validate_s,
             "help_ratio": round(help_s / baseline, 2), "validate_ratio": round(validate_s / baseline, 2)}
 
@@ -180,7 +179,7 @@ def main() -> None:
     waves = [10, 100] if args.quick else [10, 100, 1000]
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()},
-                               "plan": [], "apply": [], "startup": startup(5 if args.quick else 15)}
+                               "plan": [], "apply": [], "startup": startup(5 if args.quick else 31)}
     def save() -> None:  # after every case: a long run that stops keeps what it measured
         (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
 
