@@ -304,7 +304,7 @@ def _only_the_command(args: list[str]) -> typer.Typer:
     holds before parsing, a cost each start pays (`validate` runs on every commit, as a pre-commit hook)."""
     name = next((arg for arg in args if not arg.startswith("-")), None)  # the app's own options take no value
     chosen = [c for c in app.registered_commands
-              if name == (c.name or getattr(c.callback, "__name__", "").replace("_", "-"))]
+              if c.callback and name == (c.name or typer.main.get_command_name(c.callback.__name__))]
     if not chosen:
         return app  # no command, or an unknown one: the whole app, for its help and its suggestions
     only = copy.copy(app)

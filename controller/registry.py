@@ -10,7 +10,7 @@ import socket
 import time
 import urllib.request
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -103,16 +103,17 @@ class Registry:
         """
         found: dict[str, dict[str, str]] = {}
         filterable = True
+        seen = 0  # models on the unfiltered pages read so far
 
         def keep(page: Any) -> None:
             for rm in page:
                 if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
                     found[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
 
-        def by_name(names: set[str]) -> bool:
+        def by_name(filters: Iterable[str]) -> bool:
             nonlocal filterable
             try:
-                for filter_string in _name_filters(sorted(names)):
+                for filter_string in filters:
                     for page in self._pages(functools.partial(self._search_models, filter_string)):
                         keep(page)
             except RegistryError as e:
@@ -121,17 +122,21 @@ class Registry:
                 filterable = False  # a server that cannot search models by name is read whole
             return filterable
 
-        if wanted is not None and len(list(_name_filters(sorted(wanted)))) <= 1 and by_name(wanted):
-            return found, True
-        seen = 0
+        def mostly_others() -> bool:
+            return wanted is not None and filterable and 2 * len(found) < seen
+
+        if wanted is not None:
+            filters = list(_name_filters(sorted(wanted)))
+            if len(filters) <= 1 and by_name(filters):
+                return found, True
         for page in self._pages(functools.partial(self._search_models, "")):
             keep(page)
             seen += len(page)
             # Not every name missing so far sorts after this page (collations differ): ask for all of them.
-            if wanted is not None and page.token and filterable and 2 * len(found) < seen \
-                    and by_name(wanted - found.keys()):
+            if wanted is not None and page.token and mostly_others() \
+                    and by_name(_name_filters(sorted(wanted - found.keys()))):
                 return found, True
-        return found, wanted is not None and filterable and 2 * len(found) < seen
+        return found, mostly_others()
 
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(
