@@ -1,34 +1,5 @@
 """One module per command, each with one public function that returns an exit code."""
 
-from __future__ import annotations
+from ..output import Output
 
-import os
-import sys
-from dataclasses import dataclass, field
-from typing import TextIO
-
-from .. import uris
-
-
-@dataclass
-class Output:
-    """Where commands write: data to stdout, progress and messages to stderr, secrets masked in both."""
-
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    secrets: tuple[str, ...] = field(default_factory=uris.secrets)
-
-    @property
-    def color(self) -> bool:
-        return self.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-
-    def data(self, text: str) -> None:
-        self.stdout.write(uris.scrub(text, self.secrets))
-        self.stdout.flush()
-
-    def info(self, text: str) -> None:
-        self.stderr.write(uris.scrub(text, self.secrets) + "\n")
-        self.stderr.flush()
-
-    def also_hide(self, uri: str) -> None:
-        self.secrets = tuple(dict.fromkeys(self.secrets + uris.secrets(uri)))
+__all__ = ["Output"]

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from .. import applier, desired, github, gitops, lease, planner, savedplan, uris
 from ..errors import ConfigError, GateError, Problem, RegistryError
 from ..model import ApplyResult, DesiredState, Outcome, Plan, Status, Step
+from ..pipeline import checked_plan, connect, render, staged_before
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
 from . import Output
-from .plan import checked_plan, connect, render, staged_before
 
 if TYPE_CHECKING:
     from ..registry import Registry

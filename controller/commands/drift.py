@@ -11,10 +11,10 @@ from ..drift import Kind, ModelDrift
 from ..errors import ConfigError
 from ..gitops import Checkout, GitError
 from ..model import DesiredModel, DesiredState, LiveState
+from ..pipeline import connect
 from ..reporters import describe
 from ..reporters import json as json_report
 from . import Output
-from .plan import connect
 
 
 def drift_command(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, mode: str,
