@@ -2,7 +2,8 @@
 
 A transition's response is its own read-back. What a response cannot show (the versions a promotion
 archived, an alias moved) is read back for all models at once after the last write: one bulk read instead
-of a request per step.
+of a request per step. That read-back is also compared with what the plan should have led to: an effect
+nobody planned (another writer changed the model meanwhile) is reported, never explained away.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .errors import ControllerError, RegistryError
-from .model import ApplyResult, LiveState, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
+from .lease import LeaseLostError
+from .model import ApplyResult, LiveModel, LiveState, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
 
 NOT_ATTEMPTED = "not attempted: an earlier step of this model failed"
 
@@ -46,6 +48,7 @@ class Writer(Protocol):
     def set_alias(self, model: str, alias: str, version: str) -> None: ...
     def alias_target(self, model: str, alias: str) -> str: ...
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None: ...
+    def mark_managed(self, model: str, tags: Mapping[str, str]) -> None: ...
     def read(self, names: Collection[str] | None) -> LiveState: ...
 
 
@@ -63,6 +66,9 @@ def apply(
     *,
     parallelism: int = 1,
     tags: Mapping[str, str] | None = None,
+    model_tags: Mapping[str, Mapping[str, str]] | None = None,
+    live: LiveState | None = None,
+    fence: Callable[[], None] = lambda: None,
     retry: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
@@ -70,6 +76,11 @@ def apply(
     """Run every step; a failed step skips the rest of its model, other models go on.
 
     `tags` (provenance) are set on every version a step writes, once, after its write is verified.
+    `model_tags` (ownership) are set on a model before its first step: they need the same permission as
+    the steps, so a model we may not change fails there, with nothing of it written.
+    `fence` is called before every write, and raises LeaseLostError once this apply may no longer write:
+    then every step not yet run is skipped. `live` is the state the plan was computed against: with it,
+    the read-back is also checked for effects the plan did not lead to.
     """
     by_model: dict[str, list[int]] = {}
     for index, step in enumerate(plan.steps):
@@ -77,7 +88,7 @@ def apply(
     outcomes: dict[int, Outcome] = {}
     unverified: dict[int, Step] = {}
     lock = threading.Lock()
-    retrying = Retrying(registry, retry, sleep)
+    retrying = Retrying(registry, retry, sleep, fence)
 
     def record(index: int, outcome: Outcome | None, step: Step) -> None:
         with lock:
@@ -88,7 +99,9 @@ def apply(
             on_outcome(outcome)
 
     def run(indexes: list[int]) -> None:
-        _apply_model([(i, plan.steps[i]) for i in indexes], retrying, tags or {}, record)
+        model = plan.steps[indexes[0]].model
+        _apply_model([(i, plan.steps[i]) for i in indexes], retrying, tags or {}, (model_tags or {}).get(model),
+                     record)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
@@ -104,7 +117,38 @@ def apply(
     if final is not None:
         for index, step in sorted(unverified.items()):
             record(index, _verified(step, final), step)
-    return ApplyResult(plan.tracking_uri, tuple(outcomes[i] for i in range(len(plan.steps))), final)
+    done = tuple(outcomes[i] for i in range(len(plan.steps)))
+    unexpected = {}
+    if final is not None and live is not None:
+        for name in sorted(by_model):
+            if name in live.models and name in final.models:
+                found = unexpected_effects(live.models[name], [o for o in done if o.step.model == name],
+                                           final.models[name])
+                if found:
+                    unexpected[name] = found
+    return ApplyResult(plan.tracking_uri, done, final, unexpected)
+
+
+def unexpected_effects(before: LiveModel, outcomes: list[Outcome], after: LiveModel) -> tuple[str, ...]:
+    """Versions whose stage the read-back shows other than the plan's applied steps lead to from `before`.
+
+    Versions that a step not applied would have moved are left out: their outcome already says so.
+    """
+    expected = {v: lv.stage for v, lv in before.versions.items()}
+    unsure = set()
+    for outcome in outcomes:
+        if not isinstance(outcome.step, Transition):
+            continue
+        if outcome.status is Status.APPLIED:
+            expected[outcome.step.version] = outcome.step.to_stage
+        else:
+            unsure.add(outcome.step.version)
+    found = []
+    for version, seen in sorted(after.versions.items(), key=lambda item: int(item[0])):
+        want = expected.get(version)
+        if want is not None and version not in unsure and seen.stage is not want:
+            found.append(f"version {version} is in {seen.stage}, where this apply should have left it in {want}")
+    return tuple(found)
 
 
 def _verified(step: Step, live: LiveState) -> Outcome:
@@ -123,16 +167,18 @@ def _verified(step: Step, live: LiveState) -> Outcome:
 
 
 def _apply_model(
-    steps: list[tuple[int, Step]], registry: Writer, tags: Mapping[str, str],
+    steps: list[tuple[int, Step]], registry: Retrying, tags: Mapping[str, str], model_tags: Mapping[str, str] | None,
     record: Callable[[int, Outcome | None, Step], None],
 ) -> None:
-    failed = False
+    halted: str | None = None  # why the rest of this model is not attempted
     tagged: set[str] = set()
 
     def tag(version: str, model: str) -> None:
         if tags and version not in tagged:
             try:
                 registry.set_tags(model, version, tags)
+            except LeaseLostError:
+                raise
             except Exception as e:
                 raise ProvenanceError(f"written, but its provenance tags could not be set: {_reason(e)}") from e
             tagged.add(version)
@@ -141,17 +187,33 @@ def _apply_model(
         if isinstance(step, Transition) and step.archived_by is not None:
             continue  # performed, and recorded, with the promotion that archives it
         covered = [(i, s) for i, s in steps if isinstance(s, Transition) and _archives(step, s)]
-        if failed:
+        if halted is not None:
             for i, s in [(index, step), *covered]:
-                record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED), s)
+                record(i, Outcome(s, Status.SKIPPED, halted), s)
             continue
+        written = False
         try:
+            if model_tags:
+                registry.mark_managed(step.model, model_tags)
+                model_tags = None
             _execute(step, registry)
+            written = True
             tag(step.version, step.model)
             for _, s in covered:
                 tag(s.version, s.model)
+        except LeaseLostError as e:
+            halted = str(e)
+            if written:  # the step itself went through; only what follows it is held back
+                record(index, Outcome(step, Status.FAILED, f"written, but its provenance tags were not set: {e}"),
+                       step)
+                for i, s in covered:
+                    record(i, None, s)
+                continue
+            for i, s in [(index, step), *covered]:
+                record(i, Outcome(s, Status.SKIPPED, halted), s)
+            continue
         except Exception as e:  # one step's failure must not tear down the other models
-            failed = True
+            halted = NOT_ATTEMPTED
             record(index, Outcome(step, Status.FAILED, _reason(e)), step)
             for i, s in covered:
                 record(i, Outcome(s, Status.SKIPPED, NOT_ATTEMPTED), s)
@@ -167,30 +229,30 @@ def _apply_model(
                 _verify_stage(s, registry.stage_of(s.model, s.version))
                 record(i, Outcome(s, Status.APPLIED), s)
             except Exception as e:  # the rest of the model must not build on an archive that did not happen
-                failed = True
+                halted = NOT_ATTEMPTED
                 record(i, Outcome(s, Status.FAILED, _reason(e)), s)
 
 
 class Retrying:
     """The registry, with transient write failures retried, and a write of unknown outcome re-read first."""
 
-    def __init__(self, registry: Writer, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._registry, self._policy, self._sleep = registry, policy, sleep
-
-    def call(self, function: Callable[..., T], *args: object) -> T:
-        """Any idempotent registry call, retried on transient failures."""
-        return self._retry(lambda: function(*args), lambda: False, lambda: function(*args))
+    def __init__(self, registry: Writer, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep,
+                 fence: Callable[[], None] = lambda: None) -> None:
+        self._registry, self._policy, self._sleep, self._fence = registry, policy, sleep, fence
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
-        return self._retry(lambda: self._registry.transition(model, version, stage, archive_existing),
+        return self._write(lambda: self._registry.transition(model, version, stage, archive_existing),
                            lambda: self._registry.stage_of(model, version) is stage, lambda: stage)
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
-        self._retry(lambda: self._registry.set_alias(model, alias, version),
+        self._write(lambda: self._registry.set_alias(model, alias, version),
                     lambda: self._alias_is(model, alias, version), lambda: None)
 
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
-        self._retry(lambda: self._registry.set_tags(model, version, tags), lambda: False, lambda: None)
+        self._write(lambda: self._registry.set_tags(model, version, tags), lambda: False, lambda: None)
+
+    def mark_managed(self, model: str, tags: Mapping[str, str]) -> None:
+        self._write(lambda: self._registry.mark_managed(model, tags), lambda: False, lambda: None)
 
     def stage_of(self, model: str, version: str) -> Stage:
         return self._retry(lambda: self._registry.stage_of(model, version), lambda: False, lambda: Stage.NONE)
@@ -208,6 +270,15 @@ class Retrying:
             if e.transient:
                 raise
             return False  # no such alias yet
+
+    def _write(self, attempt: Callable[[], T], done: Callable[[], bool], result: Callable[[], T]) -> T:
+        """A write: each try, first try included, only while the fence allows it."""
+
+        def fenced() -> T:
+            self._fence()
+            return attempt()
+
+        return self._retry(fenced, done, result)
 
     def _retry(self, attempt: Callable[[], T], done: Callable[[], bool], result: Callable[[], T]) -> T:
         delays = self._policy.delays()
@@ -242,7 +313,7 @@ def _archives(promoter: Step, step: Transition) -> bool:
     )
 
 
-def _execute(step: Step, registry: Writer) -> None:
+def _execute(step: Step, registry: Retrying) -> None:
     if isinstance(step, Transition):
         # The server answers with the version as it now is: that answer is the read-back.
         after = registry.transition(step.model, step.version, step.to_stage, step.archive_existing_versions)

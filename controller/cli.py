@@ -57,6 +57,11 @@ UriOption = Annotated[
     ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Report format.")]
+AdoptOption = Annotated[
+    list[str] | None,
+    typer.Option("--adopt", help="Take over this model from the stages file that manages it now (repeatable).",
+                 show_default=False),
+]
 MaxChangesOption = Annotated[
     int | None,
     typer.Option("--max-changes", min=1, help="Allow this many steps, over the file's defaults.policy.max_changes.",
@@ -96,11 +101,13 @@ def plan(
         typer.Option("--out", help="Also save the plan, with the state it was computed against, for apply.",
                      show_default=False, dir_okay=False),
     ] = None,
+    adopt: AdoptOption = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
-    return run(file, tracking_uri, format.value, detailed_exitcode, base, max_changes, out, Output())
+    return run(file, tracking_uri, format.value, detailed_exitcode, base, max_changes, out, Output(),
+               frozenset(adopt or ()))
 
 
 @app.command()
@@ -124,8 +131,10 @@ def apply(
         float, typer.Option("--lease-wait", min=0, help="Seconds to wait while another apply holds the registry lease.")
     ] = 300.0,
     lease_ttl: Annotated[
-        float, typer.Option("--lease-ttl", min=1, help="Seconds before the lease of a killed apply expires.")
+        float, typer.Option("--lease-ttl", min=1, help="Seconds a lease lasts unrenewed: another apply takes it "
+                                                       "over once it has seen it unchanged for that long.")
     ] = 300.0,
+    adopt: AdoptOption = None,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
@@ -134,7 +143,8 @@ def apply(
     policy = (lease_wait, lease_ttl)
     if saved_plan is not None:
         return apply_saved(saved_plan, tracking_uri, format.value, parallelism, policy, Output())
-    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, policy, Output())
+    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, policy, Output(),
+               frozenset(adopt or ()))
 
 
 class StageName(enum.StrEnum):

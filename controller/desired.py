@@ -362,7 +362,8 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
             alias_positions=alias_positions,
         ))
     uri = (data.get("registry") or {}).get("tracking_uri")
-    return DesiredState(path=name, models=tuple(models), tracking_uri=uri, max_changes=file_policy.get("max_changes"))
+    return DesiredState(path=name, models=tuple(models), tracking_uri=uri, max_changes=file_policy.get("max_changes"),
+                        owner=data.get("owner"))
 
 
 def _position(mark: Any) -> Position:

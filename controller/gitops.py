@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ControllerError
 
@@ -83,6 +85,14 @@ class Checkout:
             return True
         return bool(self._repo.git.status("--porcelain", "--", self.path).strip())
 
+    def identity(self) -> str:
+        """Which stages file this is, the same from any clone: `host/owner/repo:path`, from the remote
+        (origin, else the first), without credentials or scheme; the repository's folder where it has none."""
+        remotes = {r.name: r for r in self._repo.remotes}
+        remote = remotes.get("origin") or next(iter(remotes.values()), None)
+        url = next(iter(remote.urls), None) if remote is not None else None
+        return f"{_repository_name(url) if url else self.root.as_posix()}:{self.path}"
+
     def has_commits(self) -> bool:
         return bool(self._repo.head.is_valid())
 
@@ -122,6 +132,21 @@ def run_url(environ: Mapping[str, str] = os.environ) -> str | None:
         return None
     server, repository, run_id = parts
     return f"{server}/{repository}/actions/runs/{run_id}"
+
+
+def _repository_name(url: str) -> str:
+    """A remote URL as one name for every way of cloning it: https://user:token@github.com/a/b.git,
+    ssh://git@github.com/a/b and git@github.com:a/b.git are all github.com/a/b."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        name = (host + (f":{parts.port}" if parts.port else "") + parts.path) if host else parts.path
+    elif re.match(r"^[^/@]+@[^/:]+:", url) or re.match(r"^[^/:]+:[^/]", url):  # scp-like: [user@]host:path
+        host, path = url.split("@", 1)[-1].split(":", 1)
+        name = f"{host}/{path}"
+    else:
+        name = url
+    return name.rstrip("/").removesuffix(".git")
 
 
 def _commit(c: object) -> Commit:

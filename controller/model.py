@@ -26,6 +26,17 @@ class Stage(enum.StrEnum):
         raise ValueError(f"unknown stage {name!r}")
 
 
+# The registered-model tags that say which stages file manages a model, and tell people in the MLflow UI so.
+OWNER_TAG = "stagectl.owner"
+MANAGED_TAG = "stagectl.managed"
+
+
+def ownership_tags(owner: str) -> dict[str, str]:
+    return {OWNER_TAG: owner,
+            MANAGED_TAG: f"Managed by stagectl from {owner}. Changes made here (stages, aliases) are reverted "
+                         "by its next apply: change that stages file instead, through a pull request."}
+
+
 def version_key(version: str) -> int:
     """Versions are digit strings; they sort as numbers."""
     return int(version)
@@ -80,6 +91,7 @@ class DesiredState:
     models: tuple[DesiredModel, ...]  # sorted by name
     tracking_uri: str | None = None
     max_changes: int | None = None
+    owner: str | None = None  # the file's `owner:` key: who manages its models, where the repository is no name
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +120,12 @@ class LiveModel:
     name: str
     versions: Mapping[str, LiveVersion]
     aliases: Mapping[str, str]
+    tags: Mapping[str, str] = field(default_factory=dict)  # the registered model's own tags
+
+    @property
+    def owner(self) -> str | None:
+        """The stages file that manages this model, as recorded by the last apply that changed it."""
+        return self.tags.get(OWNER_TAG)
 
     def in_stage(self, stage: Stage) -> frozenset[str]:
         return frozenset(v.version for v in self.versions.values() if v.stage is stage)
@@ -150,9 +168,9 @@ Step = Transition | SetAlias
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One gate applied to one promotion (or to the whole plan, for max_changes)."""
+    """One gate applied to one promotion (or to the whole plan, for max_changes; to a model, for owner)."""
 
-    gate: str  # require_tags, promote_from, max_changes
+    gate: str  # require_tags, promote_from, max_changes, owner
     model: str | None
     version: str | None
     ok: bool
@@ -199,10 +217,12 @@ class ApplyResult:
     tracking_uri: str
     outcomes: tuple[Outcome, ...]  # in plan order
     final: LiveState | None = None  # the touched models as read back after the last write
+    # model → what the read-back shows that the plan did not lead to (another writer changed the model)
+    unexpected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return all(o.status is Status.APPLIED for o in self.outcomes)
+        return all(o.status is Status.APPLIED for o in self.outcomes) and not self.unexpected
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status is status)

@@ -25,19 +25,30 @@ def connect(state: DesiredState, tracking_uri: str | None, out: Output) -> Regis
     return Registry(uri)
 
 
+def owner(state: DesiredState, file: Path) -> str:
+    """Who manages the file's models: its `owner:` key, else its repository and path, else its path."""
+    if state.owner:
+        return state.owner
+    checkout = Checkout.find(file)
+    return checkout.identity() if checkout else file.resolve().as_posix()
+
+
 def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
                  before: DesiredState | None = None, base: str | None = None,
-                 max_changes: int | None = None, staged: dict[str, dict[str, str]] | None = None) -> Plan:
+                 max_changes: int | None = None, staged: dict[str, dict[str, str]] | None = None,
+                 adopt: frozenset[str] = frozenset()) -> Plan:
     """The plan with its gates, once the file is known to agree with what exists in the registry.
 
     `staged` (see staged_before) may be passed by a caller that plans more than once from one file.
+    Models another stages file manages are changed only when `adopt` names them.
     """
     problems = planner.check(state, live)
     if problems:
         raise ConfigError(problems)
     if staged is None:
         staged = staged_before(file, state, before, base)
-    return planner.plan(state, live, registry.display_uri, staged_before=staged, max_changes=max_changes)
+    return planner.plan(state, live, registry.display_uri, staged_before=staged, max_changes=max_changes,
+                        owner=owner(state, file), adopt=adopt)
 
 
 def staged_before(file: Path, state: DesiredState, before: DesiredState | None,

@@ -55,11 +55,14 @@ def plan(
     *,
     staged_before: Mapping[str, Mapping[str, str]] | None = None,
     max_changes: int | None = None,
+    owner: str | None = None,
+    adopt: frozenset[str] = frozenset(),
 ) -> Plan:
     """The steps that make the live registry match the file, with the gates applied to them.
 
     The caller has check()ed desired against live. `staged_before` maps model → version → where it was
     declared in staging before (a ref or commit), for promote_from; `max_changes` overrides the file's.
+    `owner` names this stages file: a model another file manages is changed only when listed in `adopt`.
     """
     steps: list[Step] = []
     checks: list[Check] = []
@@ -72,6 +75,8 @@ def plan(
             blocked[model.name] = tuple(model_steps)
             frozen[model.name] = model.policy.frozen
             continue
+        if owner is not None and model_steps:
+            checks += _ownership(model.name, have.owner, owner, adopt)
         checks += _gates(model, have, model_steps, (staged_before or {}).get(model.name, {}))
         steps += model_steps
     limit = max_changes or desired.max_changes
@@ -79,6 +84,15 @@ def plan(
         checks.append(Check("max_changes", None, None, False,
                             f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
     return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen)
+
+
+def _ownership(model: str, current: str | None, owner: str, adopt: frozenset[str]) -> list[Check]:
+    if current is None or current == owner:
+        return []
+    if model in adopt:
+        return [Check("owner", model, None, True, f"taken over from {current} (--adopt)")]
+    return [Check("owner", model, None, False,
+                  f"managed by another stages file: {current}; to take it over from there, apply with --adopt {model}")]
 
 
 def _gates(want: DesiredModel, have: LiveModel, steps: list[Step], staged: Mapping[str, str]) -> list[Check]:

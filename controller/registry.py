@@ -38,7 +38,6 @@ T = TypeVar("T")
 
 # stagectl's own bookkeeping model, the only model it ever creates or deletes: see lease.py.
 LEASE_MODEL = "stagectl-lease"
-MANAGED_TAG = "stagectl.managed"
 
 
 class Registry:
@@ -83,32 +82,34 @@ class Registry:
 
     def _read(self, names: Collection[str] | None) -> LiveState:
         wanted = None if names is None else set(names) - {LEASE_MODEL}
-        aliases, by_name = self._models(wanted)
-        versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in aliases}
-        for filter_string in _name_filters(sorted(aliases)) if by_name else [""]:
+        models, by_name = self._models(wanted)
+        versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in models}
+        for filter_string in _name_filters(sorted(models)) if by_name else [""]:
             for page in self._pages(functools.partial(self._search_versions, filter_string)):
                 for mv in page:
                     if mv.name in versions:  # the versions of other models are dropped as they come
                         versions[mv.name][str(mv.version)] = _live_version(mv)
         return LiveState(models={
-            name: LiveModel(name=name, versions=versions[name], aliases=aliases[name]) for name in sorted(aliases)
+            name: LiveModel(name=name, versions=versions[name], aliases=models[name][0], tags=models[name][1])
+            for name in sorted(models)
         })
 
-    def _models(self, wanted: set[str] | None) -> tuple[dict[str, dict[str, str]], bool]:
-        """The aliases of every wanted model that exists, and whether to ask for their versions by name.
+    def _models(self, wanted: set[str] | None) -> tuple[dict[str, tuple[dict[str, str], dict[str, str]]], bool]:
+        """The aliases and tags of every wanted model that exists, and whether to ask for their versions by name.
 
         By name when the names fit one search, or when the first page shows that most of the registry is other
         models: then the cost follows the models in the file, not the size of the registry. Otherwise every
         model in the largest pages: as few requests as the registry allows.
         """
-        found: dict[str, dict[str, str]] = {}
+        found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         filterable = True
         seen = 0  # models on the unfiltered pages read so far
 
         def keep(page: Any) -> None:
             for rm in page:
                 if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
-                    found[rm.name] = {alias: str(v) for alias, v in (rm.aliases or {}).items()}
+                    found[rm.name] = ({alias: str(v) for alias, v in (rm.aliases or {}).items()},
+                                      {str(k): str(v) for k, v in (rm.tags or {}).items()})
 
         def by_name(filters: Iterable[str]) -> bool:
             nonlocal filterable
@@ -194,17 +195,19 @@ class Registry:
         for key, value in tags.items():
             self._call(functools.partial(self._client.set_model_version_tag, model, version, key, value))
 
-    def mark_managed(self, model: str) -> None:
-        """Tag a model as managed by stagectl: idempotent, and needs the same EDIT permission as the steps,
-        so it is the permission check before the first real write."""
-        self._call(lambda: self._client.set_registered_model_tag(model, MANAGED_TAG, "true"))
+    def mark_managed(self, model: str, tags: Mapping[str, str]) -> None:
+        """Tag a registered model with who manages it: idempotent, and needs the same EDIT permission as the
+        steps, so it is also the permission check before the model's first real write."""
+        for key, value in tags.items():
+            self._call(functools.partial(self._client.set_registered_model_tag, model, key, value))
 
     def create_lease(self, tags: Mapping[str, str]) -> bool:
         """Create the lease model; False when it exists already (MLflow's one atomic test-and-set)."""
         try:
             self._call(lambda: self._client.create_registered_model(
                 LEASE_MODEL, tags=dict(tags),
-                description="Held by a running stagectl apply; deleted when it finishes or expires."))
+                description="Held by a running stagectl apply, deleted when it finishes. If no apply is running, "
+                            "the next one takes it over once it has seen it unchanged for its ttl_seconds."))
         except RegistryError as e:
             if e.code == "RESOURCE_ALREADY_EXISTS":
                 return False
@@ -220,8 +223,9 @@ class Registry:
             raise
         return {str(k): str(v) for k, v in (rm.tags or {}).items()}
 
-    def renew_lease(self, key: str, value: str) -> None:
-        self._call(lambda: self._client.set_registered_model_tag(LEASE_MODEL, key, value))
+    def renew_lease(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._call(functools.partial(self._client.set_registered_model_tag, LEASE_MODEL, key, value))
 
     def drop_lease(self) -> None:
         try:
@@ -259,10 +263,13 @@ class Registry:
         brief = message.splitlines()[0] if message else "no details"
         if status in (401, 403):
             brief = f"permission denied ({code}): {brief}"
-        # Throttling, timeouts and server errors may pass; any other 4xx will not.
-        transient = status is not None and (status in (408, 429) or status >= 500)
         return RegistryError(f"registry {self.display_uri} answered {code or 'an error'}: {brief}",
-                             code=code, transient=transient)
+                             code=code, transient=is_transient(status))
+
+
+def is_transient(status: int | None) -> bool:
+    """Throttling, timeouts and server errors may pass, so a write is tried again; any other answer will not."""
+    return status is not None and (status in (408, 429) or status >= 500)
 
 
 def _live_version(mv: Any) -> LiveVersion:

@@ -30,6 +30,7 @@ class Source:
     commit: str | None = None
     author: str | None = None
     subject: str | None = None
+    owner: str | None = None  # who manages the models: recorded on the ones it changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def dump(plan: Plan, live: LiveState, source: Source) -> str:
         "kind": KIND,
         **plan_data(plan),
         "source": {"path": source.path, "sha256": source.sha256, "commit": source.commit,
-                   "author": source.author, "subject": source.subject},
+                   "author": source.author, "subject": source.subject, "owner": source.owner},
         "live": {name: {**state, "fingerprint": fingerprint(state)} for name, state in states.items()},
     }
     return json.dumps(data, indent=2) + "\n"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from hypothesis import given, settings
 
-from controller import applier, planner
+from controller import applier, lease, planner
 from controller.errors import RegistryError
 from controller.model import DesiredModel, LiveModel, LiveState, Plan, SetAlias, Stage, Status, Transition
 from tests.factories import A, N, P, S, live_model, simulate
@@ -23,6 +23,7 @@ class MemoryRegistry:
         self.fail, self.ignore = fail, ignore
         self.writes: list[tuple[str, str]] = []
         self.tags: dict[tuple[str, str], dict[str, str]] = {}
+        self.model_tags: dict[str, dict[str, str]] = {}
         self.lock = threading.Lock()
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
@@ -54,6 +55,13 @@ class MemoryRegistry:
             if self.fail == (model, "tags"):
                 raise RegistryError("registry answered PERMISSION_DENIED: tags")
             self.tags.setdefault((model, version), {}).update(tags)
+
+    def mark_managed(self, model: str, tags: Mapping[str, str]) -> None:
+        with self.lock:
+            self.writes.append((model, "owner"))
+            if self.fail == (model, "owner"):
+                raise RegistryError("registry answered PERMISSION_DENIED: not allowed", code="PERMISSION_DENIED")
+            self.model_tags.setdefault(model, {}).update(tags)
 
 
 STORY = (
@@ -196,3 +204,83 @@ def test_applying_any_plan_succeeds_verifies_and_reaches_the_file(scenario: tupl
     result = applier.apply(Plan("u", tuple(planner.plan_model(wanted, have))), memory)
     assert result.ok, [o for o in result.outcomes if o.status is not Status.APPLIED]
     assert planner.plan_model(wanted, memory.models[have.name]) == []
+
+
+class Fence:
+    """Allows `writes` writes, then says the lease is lost, as a holder paused past its TTL would find."""
+
+    def __init__(self, writes: int) -> None:
+        self.left = writes
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            if self.left <= 0:
+                raise lease.LeaseLostError("lease lost: not renewed in time")
+            self.left -= 1
+
+
+def test_after_the_lease_is_lost_nothing_more_is_written_and_every_step_left_is_skipped() -> None:
+    memory = registry()
+    result = applier.apply(Plan("u", STORY), memory, fence=Fence(1))  # one model at a time: "a" goes first
+    assert memory.writes == [("a", "2")]
+    assert [o.status for o in result.outcomes] == [
+        Status.APPLIED, Status.APPLIED, Status.SKIPPED, Status.SKIPPED, Status.SKIPPED]
+    assert all(o.error == "lease lost: not renewed in time" for o in result.outcomes[2:])
+    assert not result.ok
+
+
+def test_the_fence_is_checked_before_every_retry_too() -> None:
+    flaky = Flaky(1)
+    result = applier.apply(PROMOTE, flaky, sleep=lambda s: None, fence=Fence(1))
+    assert flaky.attempts == 1 and not result.ok
+    assert result.outcomes[1].status is Status.SKIPPED and "lease lost" in str(result.outcomes[1].error)
+
+
+def test_ownership_is_each_models_first_write_and_a_refusal_holds_only_that_model() -> None:
+    memory = registry(fail=("a", "owner"))
+    owner = {"stagectl.owner": "repo:stages.yaml"}
+    result = applier.apply(Plan("u", STORY), memory, model_tags={"a": owner, "b": owner})
+    assert [w for w in memory.writes if w[0] == "a"] == [("a", "owner")]  # nothing of "a" after the refusal
+    assert [w for w in memory.writes if w[0] == "b"] == [("b", "owner"), ("b", "3"), ("b", "4")]
+    assert [o.status for o in result.outcomes] == [
+        Status.SKIPPED, Status.FAILED, Status.SKIPPED, Status.APPLIED, Status.APPLIED]
+    assert "PERMISSION_DENIED" in str(result.outcomes[1].error)
+    assert memory.model_tags == {"b": owner}
+
+
+class ArchivesNothing(MemoryRegistry):
+    """Promotes, but ignores archive_existing_versions: only the read-back can tell."""
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        return super().transition(model, version, stage, False)
+
+
+def test_a_promotion_that_archived_nothing_fails_the_archive_it_was_to_perform() -> None:
+    memory = ArchivesNothing(live_model("a", {1: P, 2: S}))
+    result = applier.apply(PROMOTE, memory)
+    assert [o.status for o in result.outcomes] == [Status.FAILED, Status.APPLIED]
+    assert result.outcomes[0].error == "the registry shows version 1 in Production, not Archived"
+
+
+class AnotherWriter(MemoryRegistry):
+    """Before our promotion lands, someone else promotes version 3: ours then archives it too."""
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        if version == "2":
+            self.models[model] = simulate(self.models[model], [Transition(model, "3", S, P)])
+        return super().transition(model, version, stage, archive_existing)
+
+
+def test_an_effect_the_plan_did_not_lead_to_is_reported_and_no_archive_is_credited() -> None:
+    before = live_model("a", {1: P, 2: S, 3: S})
+    memory = AnotherWriter(before)
+    result = applier.apply(PROMOTE, memory, live=LiveState({"a": before}))
+    assert memory.models["a"].in_stage(A) == {"1", "3"}
+    assert result.unexpected == {"a": ("version 3 is in Archived, where this apply should have left it in Staging",)}
+    assert not result.ok
+    from controller.reporters import notes, text
+
+    assert notes(PROMOTE.steps, result.unexpected.keys()) == ["", ""]
+    rendered = text.render_result(result)
+    assert "atomic" not in rendered and "Unexpected: a: version 3 is in Archived" in rendered

@@ -7,9 +7,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import applier, desired, github, gitops, lease, planner, savedplan, uris
-from ..errors import ConfigError, GateError, Problem, RegistryError
-from ..model import ApplyResult, DesiredState, Outcome, Plan, Status, Step
+from .. import applier, desired, github, gitops, lease, pipeline, planner, savedplan, uris
+from ..errors import ConfigError, GateError, Problem
+from ..model import ApplyResult, DesiredState, LiveState, Outcome, Plan, Status, Step, ownership_tags
 from ..pipeline import checked_plan, connect, render, staged_before
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
@@ -20,37 +20,44 @@ if TYPE_CHECKING:
 
 
 def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
-          max_changes: int | None, lease_times: tuple[float, float], out: Output) -> int:
+          max_changes: int | None, lease_times: tuple[float, float], out: Output,
+          adopt: frozenset[str] = frozenset()) -> int:
     """Apply the file; `lease_times` is (how long to wait for the lease, how long a held lease lasts)."""
     state = desired.load(file)
+    _refuse_unknown(adopt, state)
     provenance = _provenance(file, allow_dirty)
     registry = connect(state, tracking_uri, out)
     staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
+    owner = pipeline.owner(state, file)
 
-    def current_plan() -> Plan:
-        plan = checked_plan(state, registry.read([m.name for m in state.models]), registry, file=file,
-                            max_changes=max_changes, staged=staged)
+    def current_plan() -> tuple[Plan, LiveState]:
+        live = registry.read([m.name for m in state.models])
+        plan = checked_plan(state, live, registry, file=file, max_changes=max_changes, staged=staged, adopt=adopt)
         _refuse_violations(plan)
-        return plan
+        return plan, live
 
-    plan = current_plan()
+    plan, live = current_plan()
     if plan.in_sync:  # the common scheduled run: no lease, no write at all
+        _note_lease(registry, out)
         return _in_sync(plan, fmt, file, out)
     workers = parallelism if registry.parallel_writes else 1
-    _check_permission(registry, plan)
-    with _lease(registry, provenance.commit.sha if provenance else "", lease_times, out):
-        plan = current_plan()  # what another apply did while we waited is live now
-        if plan.in_sync:
-            return _in_sync(plan, fmt, file, out)
-        for model, steps in plan.blocked.items():
-            out.info(held_line(model, plan.frozen[model], len(steps)))
-        result = _run(plan, registry, workers, provenance, out)
+    with _lease(registry, provenance.commit.sha if provenance else "", lease_times, out) as held:
+        plan, live = current_plan()  # what another apply did while we waited is live now
+        result = None
+        if not plan.in_sync:
+            for model, steps in plan.blocked.items():
+                out.info(held_line(model, plan.frozen[model], len(steps)))
+            result = _run(plan, registry, workers, provenance, out, held, live, _ownership(plan, live, owner))
+    if result is None:
+        code = _in_sync(plan, fmt, file, out)
+    else:
+        code = _finish(result, fmt, out)
         left = _left(state, plan, result)
-    code = _finish(result, fmt, out)
-    if left:
-        out.info(f"Verification failed: after the last write the registry still differs from {file} "
-                 f"({'; '.join(describe(s) for s in left)}): it was changed while apply ran")
-        return 1
+        if left:
+            out.info(f"Verification failed: after the last write the registry still differs from {file} "
+                     f"({'; '.join(describe(s) for s in left)}): it was changed while apply ran")
+            code = 1
+    _warn_release(held, out)
     return code
 
 
@@ -74,23 +81,66 @@ def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism
     if saved.plan.in_sync:
         return _in_sync(saved.plan, fmt, Path(saved.source.path), out)
     workers = parallelism if registry.parallel_writes else 1
-    _check_permission(registry, saved.plan)
     source = saved.source
     provenance = gitops.Provenance(gitops.Commit(source.commit, source.author or "", "", source.subject or ""),
                                    run_url=gitops.run_url()) if source.commit else None
-    with _lease(registry, source.commit or "", lease_times, out):
-        changed = savedplan.changes_since(saved, registry.read(list(saved.snapshot)))
+
+    def refuse_if_stale(live: LiveState, written: str) -> None:
+        changed = savedplan.changes_since(saved, live)
         if changed:
             raise savedplan.StalePlanError(
-                f"saved plan {plan_file} is stale: the registry changed since it was made; nothing was written. "
+                f"saved plan {plan_file} is stale: the registry changed since it was made; {written}. "
                 "Plan again.\n" + "\n".join(f"  {c}" for c in changed))
-        result = _run(saved.plan, registry, workers, provenance, out)
-    return _finish(result, fmt, out)
+
+    refuse_if_stale(registry.read(list(saved.snapshot)), "nothing was written")  # before the lease: no write
+    owner = saved.source.owner or ""
+    with _lease(registry, source.commit or "", lease_times, out) as held:
+        live = registry.read(list(saved.snapshot))
+        refuse_if_stale(live, "no model was changed")
+        result = _run(saved.plan, registry, workers, provenance, out, held, live,
+                      _ownership(saved.plan, live, owner) if owner else {})
+    code = _finish(result, fmt, out)
+    _warn_release(held, out)
+    return code
 
 
-def _lease(registry: Registry, commit: str, times: tuple[float, float], out: Output) -> AbstractContextManager[None]:
+def _lease(registry: Registry, commit: str, times: tuple[float, float],
+           out: Output) -> AbstractContextManager[lease.Lease]:
     return lease.held(registry, lease.new_owner(commit[:12]), lease.LeasePolicy(wait=times[0], ttl=times[1]),
                       on_wait=lambda holder: out.info(f"Waiting for the registry lease, held by {holder}"))
+
+
+def _note_lease(registry: Registry, out: Output) -> None:
+    """A run with nothing to do takes no lease, but says so when one is left behind."""
+    holder = registry.lease_holder()
+    if holder is not None:
+        out.info(f"Note: the registry lease is held ({lease.describe(holder)}). If no apply is running, the "
+                 "next apply with changes takes it over once it has seen it unchanged for its TTL.")
+
+
+def _warn_release(held: lease.Lease, out: Output) -> None:
+    if held.release_error is not None and not held.lost:
+        out.info(f"Warning: the registry lease could not be released ({held.release_error}). The next apply "
+                 "takes it over once it has seen it unchanged for its TTL.")
+
+
+def _ownership(plan: Plan, live: LiveState, owner: str) -> dict[str, dict[str, str]]:
+    """The ownership tags each changed model still lacks: written once, when a file starts managing it."""
+    wanted = ownership_tags(owner)
+    found = {}
+    for name in plan.models():
+        have = live.models[name].tags if name in live.models else {}
+        missing = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if missing:
+            found[name] = missing
+    return found
+
+
+def _refuse_unknown(adopt: frozenset[str], state: DesiredState) -> None:
+    unknown = sorted(adopt - {m.name for m in state.models})
+    if unknown:
+        raise ConfigError(tuple(Problem(state.path, f"--adopt {name}: the file does not declare model '{name}'")
+                                for name in unknown))
 
 
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
@@ -116,28 +166,14 @@ def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     return 0
 
 
-def _check_permission(registry: Registry, plan: Plan) -> None:
-    """Fail before any write when we may not write: one request, on the first model to change.
-
-    Permissions are per model, so a model whose permission differs still fails on its own first write,
-    before any of its steps changes anything, while the models we may write go on.
-    """
-    try:
-        applier.Retrying(registry, applier.RetryPolicy()).call(registry.mark_managed, plan.models()[0])
-    except RegistryError as e:
-        if e.code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
-            raise
-        # Any other failure of this idempotent tag says nothing about permission: two applies setting it at
-        # the same moment make MLflow's SQL store report a duplicate key. The writes themselves will tell.
-
-
-def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None,
-         out: Output) -> ApplyResult:
+def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None, out: Output,
+         held: lease.Lease, live: LiveState, model_tags: dict[str, dict[str, str]]) -> ApplyResult:
     total = len(plan.steps)
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
     tags = provenance.tags() if provenance else {}
     with _progress(total, out) as progress:
-        return applier.apply(plan, registry, parallelism=workers, tags=tags, on_outcome=progress)
+        return applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
+                             fence=held.check, on_outcome=progress)
 
 
 @contextmanager

@@ -9,22 +9,23 @@ from .. import desired, github, planner, savedplan
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
-from ..pipeline import checked_plan, connect, render
+from ..pipeline import checked_plan, connect, owner, render
 from ..reporters import json as json_report
 from ..reporters import markdown, text
 from . import Output
 
 
 def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, base: str | None,
-         max_changes: int | None, save_to: Path | None, out: Output) -> int:
+         max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset()) -> int:
     state = desired.load(file)
     before = _load_base(file, base) if base else None
     registry = connect(state, tracking_uri, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
-    result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes)
+    result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes,
+                          adopt=adopt)
     if save_to is not None:
-        save_to.write_text(savedplan.dump(result, live, _source(file)), encoding="utf-8")
+        save_to.write_text(savedplan.dump(result, live, _source(file, owner(state, file))), encoding="utf-8")
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))
@@ -45,14 +46,14 @@ def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool
     return 2 if detailed_exitcode and not result.in_sync else 0
 
 
-def _source(file: Path) -> savedplan.Source:
+def _source(file: Path, owner: str) -> savedplan.Source:
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     checkout = Checkout.find(file)
     if checkout is None or not checkout.has_commits():
-        return savedplan.Source(str(file), digest)
+        return savedplan.Source(str(file), digest, owner=owner)
     head = checkout.head()
     subject = head.subject + (" (with uncommitted changes to the stages file)" if checkout.is_dirty() else "")
-    return savedplan.Source(str(file), digest, head.sha, head.author, subject)
+    return savedplan.Source(str(file), digest, head.sha, head.author, subject, owner)
 
 
 def _load_base(file: Path, base: str) -> DesiredState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..model import ApplyResult, Check, Plan, SetAlias, Stage, Status, Step, Transition
 
 
@@ -24,15 +26,19 @@ def describe(step: Step) -> str:
     return f"{verb(step)} {change(step)}"
 
 
-def notes(steps: tuple[Step, ...]) -> list[str]:
-    """How each transition is carried out, where it matters to the reader ("" elsewhere)."""
+def notes(steps: tuple[Step, ...], unvouched: Collection[str] = ()) -> list[str]:
+    """How each transition is carried out, where it matters to the reader ("" elsewhere).
+
+    For the models in `unvouched` (the read-back showed effects nobody planned) nothing is claimed about
+    which step archived what.
+    """
     promoters: dict[tuple[str, str], int] = {}
     for i, s in enumerate(steps, 1):
         if isinstance(s, Transition) and s.archive_existing_versions:
             promoters.setdefault((s.model, s.version), i)
 
     def note(step: Step) -> str:
-        if not isinstance(step, Transition):
+        if not isinstance(step, Transition) or step.model in unvouched:
             return ""
         if step.archived_by is not None:
             return f"atomic with step {promoters[(step.model, step.archived_by)]}"
@@ -51,6 +57,12 @@ def counts(result: ApplyResult) -> str:
     return ", ".join(f"{result.count(s)} {s.value}" for s in Status)
 
 
+def unexpected_lines(result: ApplyResult) -> list[str]:
+    """What the read-back shows that the plan did not lead to, per model, with what to do about it."""
+    return [f"{model}: {effect}: another writer changed the model while apply ran; check it, then plan again"
+            for model, effects in result.unexpected.items() for effect in effects]
+
+
 def in_sync_line(plan: Plan, source: str) -> str:
     return f"No changes: the registry at {plan.tracking_uri} matches {source}."
 
@@ -60,7 +72,9 @@ def _count(n: int, word: str) -> str:
 
 
 def check_line(check: Check) -> str:
-    subject = f"{check.model} version {check.version}" if check.model else "plan"
+    subject = check.model or "plan"
+    if check.version is not None:
+        subject += f" version {check.version}"
     return f"{'ok' if check.ok else 'VIOLATED'}  {check.gate}: {subject}: {check.detail}"
 
 

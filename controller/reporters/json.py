@@ -54,5 +54,6 @@ def render_review(review: Review) -> str:
 def render_result(result: ApplyResult) -> str:
     steps = [{**step_data(o.step), "status": o.status.value, "error": o.error} for o in result.outcomes]
     data = {"format_version": FORMAT_VERSION, "tracking_uri": result.tracking_uri, "ok": result.ok,
-            "steps": steps}
+            "steps": steps,
+            "unexpected": [{"model": m, "detail": e} for m, effects in result.unexpected.items() for e in effects]}
     return json.dumps(data, indent=2) + "\n"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, Step
-from . import check_line, counts, describe, held_line, in_sync_line, notes, summary
+from . import check_line, counts, describe, held_line, in_sync_line, notes, summary, unexpected_lines
 
 
 def render_plan(plan: Plan, source: str) -> str:
@@ -31,14 +33,19 @@ def gates(plan: Plan) -> str:
 def render_result(result: ApplyResult) -> str:
     verdict = "complete" if result.ok else "FAILED"
     head = f"### stagectl apply {verdict}: {counts(result)}\n\nRegistry: `{result.tracking_uri}`\n\n"
-    return head + _table(tuple(o.step for o in result.outcomes), result.outcomes)
+    table = _table(tuple(o.step for o in result.outcomes), result.outcomes, unvouched=result.unexpected.keys())
+    unexpected = unexpected_lines(result)
+    if unexpected:
+        table += "\n> [!CAUTION]\n> Effects nobody planned:\n" + "".join(f"> - {_cell(line)}\n" for line in unexpected)
+    return head + table
 
 
-def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, rows: int | None = None) -> str:
+def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, rows: int | None = None,
+           unvouched: Collection[str] = ()) -> str:
     """Steps as a table; `rows` limits how many are shown (numbers and notes still refer to all)."""
     table = ["| # | Model | Change | Note |" + (" Result |" if outcomes else ""),
              "|--:|---|---|---|" + ("---|" if outcomes else "")]
-    extras = notes(steps)
+    extras = notes(steps, unvouched)
     for i, step in enumerate(steps[:rows], 1):
         row = f"| {i} | {_cell(step.model)} | {_cell(describe(step))} | {extras[i - 1]} |"
         if outcomes:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step
-from . import change, check_line, counts, describe, held_line, in_sync_line, notes, summary, verb
+from . import change, check_line, counts, describe, held_line, in_sync_line, notes, summary, unexpected_lines, verb
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 _STATUS_COLOR = {Status.APPLIED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
@@ -32,7 +34,9 @@ def render_result(result: ApplyResult, *, color: bool = False) -> str:
     steps = tuple(o.step for o in result.outcomes)
     verdict = "Apply complete" if result.ok else "Apply FAILED"
     footer = _paint(f"{verdict}: {counts(result)}.", "green" if result.ok else "red", color)
-    return _render(result.tracking_uri, steps, result.outcomes, color) + f"\n{footer}\n"
+    unexpected = "".join(f"\n{_paint('Unexpected: ' + line, 'red', color)}" for line in unexpected_lines(result))
+    body = _render(result.tracking_uri, steps, result.outcomes, color, unvouched=result.unexpected.keys())
+    return body + unexpected + f"\n{footer}\n"
 
 
 def render_outcome(outcome: Outcome, done: int, total: int) -> str:
@@ -41,10 +45,11 @@ def render_outcome(outcome: Outcome, done: int, total: int) -> str:
     return line + (f": {outcome.error}" if outcome.error else "")
 
 
-def _render(uri: str, steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, color: bool) -> str:
+def _render(uri: str, steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, color: bool,
+            unvouched: Collection[str] = ()) -> str:
     lines = [f"Registry: {uri}"]
     model = None
-    extras = notes(steps)
+    extras = notes(steps, unvouched)
     for i, step in enumerate(steps, 1):
         if step.model != model:
             model = step.model
