@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_URI := sqlite:///.demo/mlflow.db
 
-.PHONY: demo test lint bench postgres clean
+.PHONY: demo test lint bench packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,14 @@ demo: $(VENV)/.local
 	$(BIN)/stagectl apply --tracking-uri $(DEMO_URI)
 	$(BIN)/stagectl plan --tracking-uri $(DEMO_URI) --detailed-exitcode
 
-# The end-to-end tests and the benchmark also run mlflow on PostgreSQL: Debian's package, when missing.
-postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
-		echo "Installing PostgreSQL (Debian's postgresql package)"; \
+# The end-to-end tests and the benchmark also run mlflow on PostgreSQL, and the lease tests skew clocks with
+# libfaketime: Debian's packages, when missing.
+packages:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; } \
+		&& ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || { \
+		echo "Installing Debian's postgresql and faketime packages"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql faketime >/dev/null; }
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check controller tests bench
@@ -43,11 +45,11 @@ lint: $(VENV)/.dev
 # CI runs the long concurrency and fault loops in full.
 PYTEST_ARGS ?= $(if $(CI),--slow,)
 
-test: lint postgres
+test: lint packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # stagectl against what users would write instead, on real servers (sqlite and PostgreSQL): bench/results.json
-bench: $(VENV)/.dev postgres
+bench: $(VENV)/.dev packages
 	$(BIN)/python -m bench.run
 
 clean:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 #   "drop_after"   forward (the server commits), then close without answering: an unknown outcome
 #   "stall"        hold the request past the client's timeout, then close
 #   "reject"       answer 400 INVALID_PARAMETER_VALUE without forwarding, as a server refusing a filter does
+#   "500"          answer 500 INTERNAL_ERROR without forwarding, as a server failing a write does
 Fault = str | None
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -28,6 +29,7 @@ class FaultProxy:
         self.faults, self.stall, self.after = faults, stall, after
         self.count = 0
         self.seen: list[tuple[str, str]] = []  # (method, path without the query) of every request
+        self.stamps: list[tuple[float, str, str]] = []  # (time.monotonic() on arrival, method, path): the same
         self.injected: list[tuple[int, str, str, str]] = []
         self._lock = threading.Lock()
         proxy = self
@@ -61,6 +63,7 @@ class FaultProxy:
                     n = proxy.count
                     proxy.count += 1
                     proxy.seen.append((self.command, self.path.split("?", 1)[0]))
+                    proxy.stamps.append((time.monotonic(), self.command, self.path.split("?", 1)[0]))
                 fault = proxy.faults(n, self.command, self.path)
                 if fault:
                     proxy.injected.append((n, self.command, self.path, fault))
@@ -72,9 +75,10 @@ class FaultProxy:
                     self.close_connection = True
                     self.wfile.write(b"injected")
                     return
-                if fault == "reject":
-                    refusal = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "injected: unsupported filter"}'
-                    self.send_response(400)
+                if fault in ("reject", "500"):
+                    refusal = (b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "injected: unsupported filter"}'
+                               if fault == "reject" else b'{"error_code": "INTERNAL_ERROR", "message": "injected"}')
+                    self.send_response(400 if fault == "reject" else 500)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(refusal)))
                     self.end_headers()
@@ -120,3 +124,11 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+WRITES = ("POST", "PATCH", "DELETE")
+
+
+def writes(proxy: FaultProxy) -> list[tuple[str, str]]:
+    """Every request that could change the registry, lease included, in the order they arrived."""
+    return [(m, p) for m, p in proxy.seen if m in WRITES]

@@ -267,3 +267,18 @@ def test_drift_classifies_by_what_stagectl_last_applied() -> None:
     assert drifted.kind is drift.Kind.DRIFTED and drifted.drifted
     assert drift.classify(applied, None, None, clicked).kind is drift.Kind.UNKNOWN
     assert drift.proposal(applied, clicked) == ({"production": ["2"]}, {})
+
+
+def test_a_model_another_file_manages_is_a_violated_owner_gate_unless_adopted() -> None:
+    theirs = dataclasses.replace(live_model("m", {1: P, 2: S}), tags={"stagectl.owner": "github.com/a/x:stages.yaml"})
+    unowned, ours = live_model("n", {1: P, 2: S}), dataclasses.replace(live_model("o", {1: P, 2: S}),
+                                                                       tags={"stagectl.owner": "me"})
+    state = desired(want("m", production=[2]), want("n", production=[2]), want("o", production=[2]))
+    plan = planner.plan(state, live(theirs, unowned, ours), "u", owner="me")
+    assert [(c.gate, c.model, c.ok) for c in plan.violations] == [("owner", "m", False)]
+    assert "managed by another stages file: github.com/a/x:stages.yaml" in plan.violations[0].detail
+    adopted = planner.plan(state, live(theirs, unowned, ours), "u", owner="me", adopt=frozenset({"m"}))
+    assert adopted.violations == () and [(c.gate, c.model, c.detail) for c in adopted.checks] == [
+        ("owner", "m", "taken over from github.com/a/x:stages.yaml (--adopt)")]
+    in_sync = planner.plan(desired(want("m", production=[1])), live(theirs), "u", owner="me")
+    assert in_sync.checks == ()  # nothing to change: nothing to refuse

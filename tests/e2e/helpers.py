@@ -32,6 +32,7 @@ class Reader:
 
     def __init__(self, uri: str, names: list[str]) -> None:
         self.uri, self.names, self.most, self.versions_seen = uri, names, 0, 0
+        self.least = 10**9  # the fewest versions in Production seen in any one model
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -41,7 +42,8 @@ class Reader:
             try:
                 for name in self.names:
                     found = registry.search_model_versions(f"name = '{name}'")
-                    self.most = max(self.most, sum(1 for v in found if v.current_stage == "Production"))
+                    serving = sum(1 for v in found if v.current_stage == "Production")
+                    self.most, self.least = max(self.most, serving), min(self.least, serving)
                     self.versions_seen = max(self.versions_seen, len(found))
             except Exception:
                 time.sleep(0.2)

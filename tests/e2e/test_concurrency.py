@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from tests import seed
 from tests.conftest import Server
 from tests.e2e.helpers import STAGECTL, Reader, write
+from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +30,9 @@ def test_concurrent_applies_never_leave_two_versions_in_production(
         rounds: int) -> None:
     model = f"{unique}-m"
     seed.make_model(registry, model, ["Production", "Staging", "Staging"])
-    files = [write(tmp_path / f"{name}.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: {v}\n")
+    # Two runs of one repository at two commits: one owner.
+    files = [write(tmp_path / f"{name}.yaml",
+                   f"apiVersion: stagectl/v1\nowner: team\nmodels:\n  {model}:\n    production: {v}\n")
              for name, v in (("a", 2), ("b", 2 if same_file else 3))]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
            "MLFLOW_TRACKING_URI": mlflow_server.uri}
@@ -44,3 +48,40 @@ def test_concurrent_applies_never_leave_two_versions_in_production(
         assert len(in_production) == 1 and in_production[0] in ("2", "3"), stages
         assert watcher.most == 1, f"a reader saw {watcher.most} versions in Production at once"
         assert "stagectl-lease" not in [m.name for m in registry.search_registered_models()]
+
+
+def test_an_apply_that_waited_for_the_lease_plans_again_under_it(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    """Forced overlap: the first apply is held in the proxy, before its first write, until the second has
+    planned and is waiting for the lease. The second's first plan (archive version 2, still in Staging then)
+    would empty Production once the first has promoted 2: only its plan under the lease is safe."""
+    model = f"{unique}-m"
+    seed.make_model(registry, model, ["Production", "Staging"])
+    first = write(tmp_path / "first.yaml",
+                  f"apiVersion: stagectl/v1\nowner: team\nmodels:\n  {model}:\n    production: 2\n")
+    second = write(tmp_path / "second.yaml",
+                   f"apiVersion: stagectl/v1\nowner: team\nmodels:\n  {model}:\n    production: 1\n    staging: []\n")
+    second_waits = threading.Event()
+
+    def hold_first_write(n: int, method: str, path: str) -> None:
+        if path.startswith("/api/2.0/mlflow/model-versions/transition-stage"):
+            assert second_waits.wait(60), "the second apply never waited for the lease"
+        return None
+
+    def refused_lease(n: int, method: str, path: str, status: int) -> None:
+        if path.startswith("/api/2.0/mlflow/registered-models/create") and status != 200:
+            second_waits.set()
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "NO_COLOR": "1"}
+    with FaultProxy(mlflow_server.uri, faults=hold_first_write) as first_proxy, \
+            FaultProxy(mlflow_server.uri, after=refused_lease) as second_proxy, \
+            Reader(mlflow_server.uri, [model]) as watcher:
+        runs = [subprocess.Popen([STAGECTL, "apply", "-f", str(f), "--tracking-uri", proxy.uri, "--allow-dirty"],
+                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for f, proxy in ((first, first_proxy), (second, second_proxy))]
+        results = [(r.wait(timeout=120), *r.communicate()) for r in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert "Waiting for the registry lease" in results[1][2]
+    stages = seed.snapshot(registry, [model])[model]["stages"]  # type: ignore[index]
+    assert stages == {"1": "Production", "2": "Archived"}, stages
+    assert watcher.least == 1 and watcher.most == 1, (watcher.least, watcher.most)

@@ -77,7 +77,8 @@ def test_reapply_on_a_converged_registry_writes_nothing(
     assert "No changes" in result.stdout
     as_json = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == {
-        "format_version": 1, "tracking_uri": mlflow_server.uri, "ok": True, "steps": []}
+        "format_version": 1, "tracking_uri": mlflow_server.uri, "ok": True, "steps": [],
+        "unexpected": []}
     assert seed.snapshot(registry, [model], times=True) == before
 
 

@@ -45,8 +45,19 @@ def test_a_wave_sends_one_write_per_change_and_no_read_per_step(
     assert calls[("POST", "/api/2.0/mlflow/registered-models/alias")] == MODELS
     assert calls[("GET", "/api/2.0/mlflow/model-versions/get")] == 0  # no read-back per step
     assert calls[("GET", "/api/2.0/mlflow/registered-models/alias")] == 0
-    # Three bulk reads (plan, plan under the lease, read-back), the lease, one permission check: fixed.
-    assert proxy.count - 2 * MODELS <= 12, calls
+    # Models managed for the first time get their two ownership tags, once.
+    assert calls[("POST", "/api/2.0/mlflow/registered-models/set-tag")] == 2 * MODELS
+    # Three bulk reads (plan, plan under the lease, read-back) and the lease: fixed.
+    assert proxy.count - 4 * MODELS <= 10, calls
+
+    write(tmp_path / "stages.yaml", (tmp_path / "stages.yaml").read_text().replace("production: 2", "production: 1"))
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("apply", "--tracking-uri", proxy.uri, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = Counter(proxy.seen)
+    assert calls[("POST", "/api/2.0/mlflow/registered-models/set-tag")] == 0  # managed already: nothing to tag
+    assert calls[("POST", "/api/2.0/mlflow/model-versions/transition-stage")] == MODELS
+    assert proxy.count - MODELS <= 10, calls
 
 
 def test_a_registry_of_mostly_other_models_is_read_by_name(tmp_path: Path, mlflow_server: Server, unique: str) -> None:
