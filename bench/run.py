@@ -21,17 +21,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from controller.model import ownership_tags
 from tests import seed
 from tests.faultproxy import FaultProxy
+from tests.gitrepo import git, make_repo
 from tests.servers import Server, start_postgres, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GITHUB_"))}
+ENV.update({"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/ml-deploy",
+            "GITHUB_RUN_ID": "1234567890"})  # as in CI: every version written also gets the run's URL
+
+
+OWNER = "github.com/acme/ml-deploy:stages.yaml"
 
 
 def stages_file(path: Path, prefix: str, models: int, versions: int) -> Path:
-    lines = ["apiVersion: stagectl/v1", "models:"]
+    lines = ["apiVersion: stagectl/v1", f"owner: {OWNER}", "models:"]
     for i in range(models):
         lines += [f"  {prefix}-{i:05d}:", f"    production: {versions}", f"    aliases: {{champion: {versions}}}"]
     path.write_text("\n".join(lines) + "\n")
@@ -86,13 +93,22 @@ def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> di
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with _server(backend_kind, work) as (server, backend):
-            for prefix in ("s1", "s2", "p1", "p2", "n"):
+            # stagectl's models are managed already, as in every wave after a model's first: their ownership
+            # tags are there. The first apply to a model writes them once (two requests).
+            for prefix in ("s1", "s2"):
+                seed.bulk(backend, prefix, models, versions, model_tags=ownership_tags(OWNER))
+            for prefix in ("p1", "p2", "n"):
                 seed.bulk(backend, prefix, models, versions)
+            # As users run it: in a git checkout of the committed file, so every write carries provenance.
+            checkout = make_repo(work / "checkout")
+            for prefix in ("s1", "s2"):
+                stages_file(checkout / f"{prefix}.yaml", prefix, models, versions)
+            git(checkout, "add", ".")
+            git(checkout, "commit", "-q", "-m", "Promote the wave")
             with FaultProxy(server.uri) as proxy:
                 def stagectl(prefix: str) -> dict[str, Any]:
-                    file = stages_file(work / f"{prefix}.yaml", prefix, models, versions)
-                    return timed([str(BIN / "stagectl"), "apply", "-f", str(file), "--tracking-uri", proxy.uri],
-                                 proxy, work, memory=True)
+                    return timed([str(BIN / "stagectl"), "apply", "-f", f"{prefix}.yaml", "--tracking-uri",
+                                  proxy.uri], proxy, checkout, memory=True)
 
                 def script(kind: str, prefix: str) -> dict[str, Any]:
                     return timed([sys.executable, "-m", "bench.contenders", kind, proxy.uri, prefix, str(models),

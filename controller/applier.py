@@ -8,6 +8,7 @@ nobody planned (another writer changed the model meanwhile) is reported, never e
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -100,8 +101,9 @@ def apply(
 
     def run(indexes: list[int]) -> None:
         model = plan.steps[indexes[0]].model
+        have = live.models.get(model) if live is not None else None
         _apply_model([(i, plan.steps[i]) for i in indexes], retrying, tags or {}, (model_tags or {}).get(model),
-                     record)
+                     record, have)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
@@ -168,15 +170,16 @@ def _verified(step: Step, live: LiveState) -> Outcome:
 
 def _apply_model(
     steps: list[tuple[int, Step]], registry: Retrying, tags: Mapping[str, str], model_tags: Mapping[str, str] | None,
-    record: Callable[[int, Outcome | None, Step], None],
+    record: Callable[[int, Outcome | None, Step], None], have: LiveModel | None = None,
 ) -> None:
     halted: str | None = None  # why the rest of this model is not attempted
     tagged: set[str] = set()
 
     def tag(version: str, model: str) -> None:
         if tags and version not in tagged:
+            carried = have.versions[version].tags if have is not None and version in have.versions else {}
             try:
-                registry.set_tags(model, version, tags)
+                registry.set_tags(model, version, {k: v for k, v in tags.items() if carried.get(k) != v})
             except LeaseLostError:
                 raise
             except Exception as e:
@@ -249,10 +252,14 @@ class Retrying:
                     lambda: self._alias_is(model, alias, version), lambda: None)
 
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
-        self._write(lambda: self._registry.set_tags(model, version, tags), lambda: False, lambda: None)
+        for key, value in tags.items():  # one request each, so each behind the fence
+            self._write(functools.partial(self._registry.set_tags, model, version, {key: value}), lambda: False,
+                        lambda: None)
 
     def mark_managed(self, model: str, tags: Mapping[str, str]) -> None:
-        self._write(lambda: self._registry.mark_managed(model, tags), lambda: False, lambda: None)
+        for key, value in tags.items():
+            self._write(functools.partial(self._registry.mark_managed, model, {key: value}), lambda: False,
+                        lambda: None)
 
     def stage_of(self, model: str, version: str) -> Stage:
         return self._retry(lambda: self._registry.stage_of(model, version), lambda: False, lambda: Stage.NONE)

@@ -42,6 +42,12 @@ class Leases(Protocol):
     def drop_lease(self) -> None: ...
 
 
+def _sleep(seconds: float) -> None:
+    """Sleep on a condition variable rather than time.sleep, whose absolute-deadline clock_nanosleep fails
+    (EINVAL) in a process whose wall clock an LD_PRELOAD tool such as libfaketime shifts."""
+    threading.Event().wait(seconds)
+
+
 def _boottime() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
@@ -78,9 +84,8 @@ def new_owner(detail: str = "") -> str:
 
 def describe(holder: Mapping[str, str]) -> str:
     """A lease record as people read it."""
-    owner = holder.get("owner", "unknown owner")
-    renewed = holder.get("renewed_at") or holder.get("acquired_at") or "never"
-    return f"{owner}, renewed {holder.get('renewals', '0')} times, last at {renewed} by its own clock"
+    return (f"{holder.get('owner', 'unknown owner')}, taken at {holder.get('acquired_at', '?')}, renewals: "
+            f"{holder.get('renewals', '0')}")
 
 
 class Lease:
@@ -115,17 +120,19 @@ class Lease:
         return False
 
     def renew(self) -> None:
-        """One renewal: the new count is what waiters see change. Raises on failure; the caller retries."""
+        """One renewal, one request: the new count is what waiters see change. Raises on failure; the caller
+        retries."""
         sent = self._clock()
         self.check()
         count = self.renewals + 1
-        self._registry.renew_lease({"renewals": str(count), "renewed_at": _wall()})
+        # One request: a pause between two could put the second after the lease is lost.
+        self._registry.renew_lease({"renewals": _renewals(count)})
         with self._lock:
             self.renewals = count
             if self._lost is None:
                 self._valid_until = max(self._valid_until, sent + self.policy.ttl - self.policy.margin)
 
-    def release(self, sleep: Callable[[float], None] = time.sleep, attempts: int = 3) -> None:
+    def release(self, sleep: Callable[[float], None] = _sleep, attempts: int = 3) -> None:
         """Give the lease back, retried like any write; a lost lease is left for a waiter to take over."""
         for attempt in range(attempts):
             try:
@@ -146,7 +153,7 @@ class Lease:
 
 @contextmanager
 def held(registry: Leases, owner: str, policy: LeasePolicy = LeasePolicy(),
-         clock: Callable[[], float] = monotonic, sleep: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = monotonic, sleep: Callable[[float], None] = _sleep,
          on_wait: Callable[[str], None] = lambda holder: None) -> Iterator[Lease]:
     """Hold the lease for the duration of the block, renewing it in the background.
 
@@ -178,7 +185,7 @@ def held(registry: Leases, owner: str, policy: LeasePolicy = LeasePolicy(),
 
 
 def acquire(registry: Leases, owner: str, policy: LeasePolicy, clock: Callable[[], float] = monotonic,
-            sleep: Callable[[float], None] = time.sleep,
+            sleep: Callable[[float], None] = _sleep,
             on_wait: Callable[[str], None] = lambda holder: None) -> Lease:
     started = clock()
     watched: tuple[str, str] | None = None  # the record being observed: (holder, renewal count)
@@ -241,9 +248,13 @@ def _take_over(registry: Leases, owner: str, policy: LeasePolicy, clock: Callabl
 
 
 def _record(owner: str, policy: LeasePolicy) -> dict[str, str]:
-    now = _wall()
-    return {"owner": owner, "renewals": "0", "ttl_seconds": f"{policy.ttl:g}", "acquired_at": now,
-            "renewed_at": now}
+    return {"owner": owner, "renewals": _renewals(0), "ttl_seconds": f"{policy.ttl:g}",
+            "acquired_at": f"{_wall()} by the holder's clock"}
+
+
+def _renewals(count: int) -> str:
+    """The value waiters watch change: the count, and for people the time by the holder's clock."""
+    return f"{count}, last at {_wall()} by the holder's clock" if count else "0"
 
 
 def _ttl(holder: Mapping[str, str], policy: LeasePolicy) -> float:

@@ -36,7 +36,7 @@ def make_model(registry: ModelRegistryClient, name: str, stages: Iterable[str],
         registry.set_registered_model_alias(name, alias, str(version))
 
 
-def bulk(backend: str, prefix: str, models: int, versions: int) -> None:
+def bulk(backend: str, prefix: str, models: int, versions: int, model_tags: Mapping[str, str] | None = None) -> None:
     """Models of `versions` versions each: v-1 in Production (alias champion), v in Staging, older Archived.
 
     Written into a server's backend through MLflow's own SQL models in bulk: seconds, where the REST API would
@@ -47,6 +47,7 @@ def bulk(backend: str, prefix: str, models: int, versions: int) -> None:
         SqlModelVersion,
         SqlRegisteredModel,
         SqlRegisteredModelAlias,
+        SqlRegisteredModelTag,
     )
 
     now = int(time.time() * 1000)
@@ -54,6 +55,7 @@ def bulk(backend: str, prefix: str, models: int, versions: int) -> None:
     for i in range(models):
         name = f"{prefix}-{i:05d}"
         rows.append(SqlRegisteredModel(name=name, creation_time=now, last_updated_time=now))
+        rows += [SqlRegisteredModelTag(name=name, key=k, value=v) for k, v in (model_tags or {}).items()]
         for v in range(1, versions + 1):
             stage = "Production" if v == versions - 1 else "Staging" if v == versions else "Archived"
             rows.append(SqlModelVersion(name=name, version=v, current_stage=stage, source=SOURCE,

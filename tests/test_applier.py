@@ -284,3 +284,17 @@ def test_an_effect_the_plan_did_not_lead_to_is_reported_and_no_archive_is_credit
     assert notes(PROMOTE.steps, result.unexpected.keys()) == ["", ""]
     rendered = text.render_result(result)
     assert "atomic" not in rendered and "Unexpected: a: version 3 is in Archived" in rendered
+
+
+def test_provenance_a_version_already_carries_is_not_written_again() -> None:
+    import dataclasses
+
+    from controller.model import LiveVersion
+
+    before = live_model("a", {1: P, 2: S})
+    carried = dataclasses.replace(before, versions={**before.versions, "2": LiveVersion(
+        "2", S, tags={"stagectl.commit_author": "Ana <ana@example.com>"})})
+    memory = MemoryRegistry(carried)
+    tags = {"stagectl.commit": "abc", "stagectl.commit_author": "Ana <ana@example.com>"}
+    assert applier.apply(PROMOTE, memory, tags=tags, live=LiveState({"a": carried})).ok
+    assert memory.tags == {("a", "2"): {"stagectl.commit": "abc"}, ("a", "1"): tags}

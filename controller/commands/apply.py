@@ -119,7 +119,7 @@ def _note_lease(registry: Registry, out: Output) -> None:
 
 
 def _warn_release(held: lease.Lease, out: Output) -> None:
-    if held.release_error is not None and not held.lost:
+    if held.release_error is not None:
         out.info(f"Warning: the registry lease could not be released ({held.release_error}). The next apply "
                  "takes it over once it has seen it unchanged for its TTL.")
 
