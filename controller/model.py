@@ -90,6 +90,7 @@ class DesiredState:
     path: str
     models: tuple[DesiredModel, ...]  # sorted by name
     tracking_uri: str | None = None
+    registry_uri: str | None = None  # when the registry is not the tracking server (MLflow's own distinction)
     max_changes: int | None = None
     owner: str | None = None  # the file's `owner:` key: who manages its models, where the repository is no name
 

@@ -17,12 +17,14 @@ if TYPE_CHECKING:  # importing the registry module loads mlflow: only when a com
     from .registry import Registry
 
 
-def connect(state: DesiredState, tracking_uri: str | None, out: Output) -> Registry:
-    uri = uris.resolve(tracking_uri, state.tracking_uri)
-    out.also_hide(uri)
+def connect(state: DesiredState | None, given: uris.Given, out: Output) -> Registry:
+    """The registry a command works on, found as MLflow finds it (uris.locate); every command asks here."""
+    where = uris.locate(given, state.tracking_uri if state else None, state.registry_uri if state else None)
+    out.also_hide(where.registry_uri)
+    out.also_hide(where.tracking_uri)
     from .registry import Registry
 
-    return Registry(uri)
+    return Registry(where.registry_uri, where.tracking_uri)
 
 
 def owner(state: DesiredState, file: Path) -> str:

@@ -19,14 +19,14 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 
-def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
+def apply(file: Path, given: uris.Given, fmt: str, parallelism: int, allow_dirty: bool,
           max_changes: int | None, lease_times: tuple[float, float], out: Output,
           adopt: frozenset[str] = frozenset()) -> int:
     """Apply the file; `lease_times` is (how long to wait for the lease, how long a held lease lasts)."""
     state = desired.load(file)
     _refuse_unknown(adopt, state)
     provenance = _provenance(file, allow_dirty)
-    registry = connect(state, tracking_uri, out)
+    registry = connect(state, given, out)
     staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
     owner = pipeline.owner(state, file)
 
@@ -61,7 +61,7 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
     return code
 
 
-def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism: int,
+def apply_saved(plan_file: Path, given: uris.Given, fmt: str, parallelism: int,
                 lease_times: tuple[float, float], out: Output) -> int:
     """Execute exactly a saved plan; refuse it when the registry changed since it was made."""
     try:
@@ -70,11 +70,7 @@ def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism
         raise ConfigError((Problem(str(plan_file), f"cannot read the saved plan: {e.strerror}"),)) from None
     saved = savedplan.load(text, str(plan_file))
     _refuse_violations(saved.plan)
-    uri = uris.resolve(tracking_uri, None)
-    out.also_hide(uri)
-    from ..registry import Registry
-
-    registry = Registry(uri)
+    registry = connect(None, given, out)
     if registry.display_uri != saved.plan.tracking_uri:
         raise savedplan.StalePlanError(
             f"{plan_file} was made for {saved.plan.tracking_uri}, not {registry.display_uri}")

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import desired, drift, edit, planner
+from .. import desired, drift, edit, planner, uris
 from ..drift import Kind, ModelDrift
 from ..errors import ConfigError
 from ..gitops import Checkout, GitError
@@ -17,12 +17,12 @@ from ..reporters import json as json_report
 from . import Output
 
 
-def drift_command(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, mode: str,
+def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, mode: str,
                   branch: str | None, apply_options: tuple[int, tuple[float, float]], out: Output) -> int:
     state = desired.load(file)
     checkout = Checkout.find(file)
     history = [c for c, _, _ in checkout.history()] if checkout else []
-    registry = connect(state, tracking_uri, out)
+    registry = connect(state, given, out)
     live = registry.read([m.name for m in state.models])
     problems = planner.check(state, live)
     if problems:
@@ -51,7 +51,7 @@ def drift_command(file: Path, tracking_uri: str | None, fmt: str, detailed_exitc
         from .apply import apply
 
         out.info("Healing: applying stages.yaml")
-        return apply(file, tracking_uri, "text", apply_options[0], False, None, apply_options[1], out)
+        return apply(file, given, "text", apply_options[0], False, None, apply_options[1], out)
     if mode == "propose" and drifted:
         return _propose(file, state, live, drifted, checkout, branch, out)
     return 2 if detailed_exitcode and drifted else 0

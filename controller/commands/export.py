@@ -8,15 +8,12 @@ from .. import desired, uris
 from ..edit import yaml_key
 from ..errors import ConfigError, Problem
 from ..model import LiveState, Stage, version_key
+from ..pipeline import connect
 from . import Output
 
 
-def export(models: list[str], tracking_uri: str | None, output: Path | None, out: Output) -> int:
-    uri = uris.resolve(tracking_uri, None)
-    out.also_hide(uri)
-    from ..registry import Registry
-
-    registry = Registry(uri)
+def export(models: list[str], given: uris.Given, output: Path | None, out: Output) -> int:
+    registry = connect(None, given, out)
     live = registry.read(models or None)
     missing = sorted(set(models) - set(live.models))
     if missing:
