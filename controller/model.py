@@ -187,6 +187,9 @@ class Plan:
     checks: tuple[Check, ...] = ()
     blocked: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)  # frozen model → steps held
     frozen: Mapping[str, str] = field(default_factory=dict)  # frozen model → reason
+    # Models the registry cannot take as declared now (missing, a version missing or not READY) → why.
+    # Held alone: the other models are planned and applied.
+    held: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def violations(self) -> tuple[Check, ...]:
@@ -220,6 +223,7 @@ class ApplyResult:
     final: LiveState | None = None  # the touched models as read back after the last write
     # model → what the read-back shows that the plan did not lead to (another writer changed the model)
     unexpected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    held: Mapping[str, str] = field(default_factory=dict)  # models not planned, and why (Plan.held)
 
     @property
     def ok(self) -> bool:

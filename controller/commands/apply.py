@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -142,7 +143,7 @@ def _refuse_unknown(adopt: frozenset[str], state: DesiredState) -> None:
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     out.data(_render(result, fmt, out))
     github.write_summary(lambda: markdown.render_result(result))
-    return 0 if result.ok else 1
+    return 0 if result.ok and not result.held else 1
 
 
 def _left(state: DesiredState, plan: Plan, result: ApplyResult) -> list[Step]:
@@ -157,9 +158,9 @@ def _left(state: DesiredState, plan: Plan, result: ApplyResult) -> list[Step]:
 def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     for model, steps in plan.blocked.items():
         out.info(held_line(model, plan.frozen[model], len(steps)))
-    nothing = ApplyResult(plan.tracking_uri, ())
+    nothing = ApplyResult(plan.tracking_uri, (), held=plan.held)
     out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
-    return 0
+    return 1 if plan.held else 0
 
 
 def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None, out: Output,
@@ -168,8 +169,9 @@ def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Proven
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
     tags = provenance.tags() if provenance else {}
     with _progress(total, out) as progress:
-        return applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
-                             fence=held.check, on_outcome=progress)
+        result = applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
+                               fence=held.check, on_outcome=progress)
+    return dataclasses.replace(result, held=plan.held)
 
 
 @contextmanager

@@ -43,6 +43,10 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
         out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
                  "apply would refuse this plan")
         return 1
+    if result.held:
+        out.info(f"{len(result.held)} model{'s' if len(result.held) != 1 else ''} held: "
+                 f"{', '.join(sorted(result.held))}; apply would skip {'them' if len(result.held) != 1 else 'it'}")
+        return 1
     return 2 if detailed_exitcode and not result.in_sync else 0
 
 

@@ -80,3 +80,8 @@ def check_line(check: Check) -> str:
 
 def held_line(model: str, reason: str, steps: int) -> str:
     return f"{model}: frozen ({reason}): {_count(steps, 'step')} held, apply skips them"
+
+
+def unready_line(model: str, reason: str) -> str:
+    """A model held because the registry cannot take its declaration now (Plan.held)."""
+    return f"{model}: held, nothing planned for it: {reason}"
