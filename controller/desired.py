@@ -305,7 +305,7 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[JsonPath, bool, st
     if "propertyNames" in error.absolute_schema_path:
         return [(path + (str(error.instance),), True, f"{prefix}invalid name '{error.instance}': "
                  + ("only letters, digits, '_' and '-' are allowed" if "aliases" in path
-                    else "model names cannot be blank or contain '/' or ':'"))]
+                    else "model names cannot be blank"))]
     return _explain_value(error, path)
 
 
