@@ -64,6 +64,8 @@ def unexpected_lines(result: ApplyResult) -> list[str]:
 
 
 def in_sync_line(plan: Plan, source: str) -> str:
+    if plan.held:
+        return f"No changes: the registry at {plan.tracking_uri} matches {source}, but for the models held below."
     return f"No changes: the registry at {plan.tracking_uri} matches {source}."
 
 
