@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_URI := sqlite:///.demo/mlflow.db
 
-.PHONY: demo test lint bench packages clean
+.PHONY: demo test test-servers lint bench packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ PYTEST_ARGS ?= $(if $(CI),--slow,)
 
 test: lint packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The older MLflow servers the --slow tests run against, built once into ~/.cache/stagectl-test-servers
+# (the tests build them on first use too; this only does it ahead).
+test-servers: $(VENV)/.dev
+	$(BIN)/python -c "from tests.servers import OLD_SERVERS, server_venv; [print(server_venv(v)) for v in OLD_SERVERS]"
 
 # stagectl against what users would write instead, on real servers (sqlite and PostgreSQL): bench/results.json
 bench: $(VENV)/.dev packages

@@ -51,8 +51,17 @@ UriOption = Annotated[
     str | None,
     typer.Option(
         "--tracking-uri",
-        help="Registry to reconcile. Default: $MLFLOW_TRACKING_URI, else registry.tracking_uri in the file, "
-        f"else {uris.DEFAULT_TRACKING_URI}.",
+        help="Tracking server (also the registry unless one is named apart). Default: $MLFLOW_TRACKING_URI, "
+        f"else registry.tracking_uri in the file, else {uris.DEFAULT_TRACKING_URI}.",
+        show_default=False,
+    ),
+]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry-uri",
+        help="Model registry, when it is not the tracking server. Default: $MLFLOW_REGISTRY_URI, else "
+        "registry.registry_uri in the file, else the tracking URI (as MLflow resolves it).",
         show_default=False,
     ),
 ]
@@ -86,6 +95,7 @@ def validate(
 def plan(
     file: FileOption = Path("stages.yaml"),
     tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
     format: FormatOption = Format.text,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 when in sync, 2 when changes are pending.")
@@ -106,8 +116,8 @@ def plan(
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
-    return run(file, tracking_uri, format.value, detailed_exitcode, base, max_changes, out, Output(),
-               frozenset(adopt or ()))
+    return run(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, base, max_changes, out,
+               Output(), frozenset(adopt or ()))
 
 
 @app.command()
@@ -119,6 +129,7 @@ def apply(
     ] = None,
     file: FileOption = Path("stages.yaml"),
     tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
     format: FormatOption = Format.text,
     parallelism: Annotated[
         int, typer.Option("--parallelism", min=1, max=64, help="Models written concurrently (server registries).")
@@ -141,9 +152,10 @@ def apply(
     from .commands.apply import apply_saved
 
     policy = (lease_wait, lease_ttl)
+    given = uris.Given(tracking_uri, registry_uri)
     if saved_plan is not None:
-        return apply_saved(saved_plan, tracking_uri, format.value, parallelism, policy, Output())
-    return run(file, tracking_uri, format.value, parallelism, allow_dirty, max_changes, policy, Output(),
+        return apply_saved(saved_plan, given, format.value, parallelism, policy, Output())
+    return run(file, given, format.value, parallelism, allow_dirty, max_changes, policy, Output(),
                frozenset(adopt or ()))
 
 
@@ -200,6 +212,7 @@ def transition_version(
 def export(
     models: Annotated[list[str] | None, typer.Argument(help="Models to export (default: all).")] = None,
     tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.", show_default=False)
     ] = None,
@@ -207,7 +220,7 @@ def export(
     """Print a stages file that describes the live registry: the way to start managing it."""
     from .commands.export import export as run
 
-    return run(models or [], tracking_uri, output, Output())
+    return run(models or [], uris.Given(tracking_uri, registry_uri), output, Output())
 
 
 class DriftMode(enum.StrEnum):
@@ -220,6 +233,7 @@ class DriftMode(enum.StrEnum):
 def drift(
     file: FileOption = Path("stages.yaml"),
     tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
     format: FormatOption = Format.text,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when the registry was changed outside git.")
@@ -237,8 +251,8 @@ def drift(
     """Find changes made to the registry outside git, told apart from merged changes not yet applied."""
     from .commands.drift import drift_command
 
-    return drift_command(file, tracking_uri, format.value, detailed_exitcode, mode.value, branch,
-                         (parallelism, (300.0, 300.0)), Output())
+    return drift_command(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, mode.value,
+                         branch, (parallelism, (300.0, 300.0)), Output())
 
 
 @app.command()
@@ -254,6 +268,7 @@ def resolve(
                      show_default=False),
     ] = None,
     tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
     format: Annotated[
         TextOrJson, typer.Option("--format", help="text: the pinned URI only; json: the whole record.")
     ] = TextOrJson.text,
@@ -261,7 +276,7 @@ def resolve(
     """Print the pinned URI (models:/NAME/VERSION) of the one version in a stage or behind an alias."""
     from .commands.resolve import resolve as run
 
-    return run(model, stage, alias, check_file, tracking_uri, format.value, Output())
+    return run(model, stage, alias, check_file, uris.Given(tracking_uri, registry_uri), format.value, Output())
 
 
 @app.command("cleanup-report")
@@ -269,6 +284,7 @@ def cleanup_report(
     models: Annotated[list[str] | None, typer.Argument(help="Models to report on (default: all).")] = None,
     file: FileOption = Path("stages.yaml"),
     tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
     older_than: Annotated[
         str, typer.Option("--older-than", help="Idle for longer than this: 90d, 12h, 30m, 45s, 2w.")
     ] = "90d",
@@ -277,7 +293,7 @@ def cleanup_report(
     """List archived versions no alias points at, the file does not mention, idle for long. Deletes nothing."""
     from .commands.cleanup import cleanup_report as run
 
-    return run(models or [], file, tracking_uri, older_than, format.value, Output())
+    return run(models or [], file, uris.Given(tracking_uri, registry_uri), older_than, format.value, Output())
 
 
 def main(argv: list[str] | None = None) -> int:

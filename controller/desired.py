@@ -229,16 +229,18 @@ class _Document:
         if not isinstance(data, dict):
             return
         registry = data.get("registry")
-        uri = registry.get("tracking_uri") if isinstance(registry, dict) else None
-        if isinstance(uri, str):
-            at = self.where(("registry", "tracking_uri"))
+        for key in ("tracking_uri", "registry_uri"):
+            uri = registry.get(key) if isinstance(registry, dict) else None
+            if not isinstance(uri, str):
+                continue
+            at = self.where(("registry", key))
             try:
                 parts = urlsplit(uri)
             except ValueError as e:
-                self.problem(at, f"registry.tracking_uri is not a valid URI: {e}")
+                self.problem(at, f"registry.{key} is not a valid URI: {e}")
             else:
                 if parts.password or parts.username:
-                    self.problem(at, "registry.tracking_uri holds credentials; set MLFLOW_TRACKING_USERNAME/"
+                    self.problem(at, f"registry.{key} holds credentials; set MLFLOW_TRACKING_USERNAME/"
                                  "MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN instead")
         models = data.get("models")
         for model, entry in models.items() if isinstance(models, dict) else ():
@@ -303,7 +305,7 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[JsonPath, bool, st
     if "propertyNames" in error.absolute_schema_path:
         return [(path + (str(error.instance),), True, f"{prefix}invalid name '{error.instance}': "
                  + ("only letters, digits, '_' and '-' are allowed" if "aliases" in path
-                    else "model names cannot be blank or contain '/' or ':'"))]
+                    else "model names cannot be blank"))]
     return _explain_value(error, path)
 
 
@@ -361,8 +363,9 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
             version_positions=dict(sorted(version_positions.items(), key=lambda kv: version_key(kv[0]))),
             alias_positions=alias_positions,
         ))
-    uri = (data.get("registry") or {}).get("tracking_uri")
-    return DesiredState(path=name, models=tuple(models), tracking_uri=uri, max_changes=file_policy.get("max_changes"),
+    registry = data.get("registry") or {}
+    return DesiredState(path=name, models=tuple(models), tracking_uri=registry.get("tracking_uri"),
+                        registry_uri=registry.get("registry_uri"), max_changes=file_policy.get("max_changes"),
                         owner=data.get("owner"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from .model import DesiredModel, DesiredState, version_key
 
 STAGE_KEYS = ("production", "staging", "archived")
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_ESCAPE = re.compile(r"\\(U[0-9A-F]{8}|.)")
 
 
 class EditError(ConfigError):
@@ -70,7 +70,12 @@ def yaml_key(name: str) -> str:
     """A model or alias name as a YAML key: plain when YAML reads it back as the same text."""
     if _PLAIN.fullmatch(name) and yaml.safe_load(f"{name}: x") == {name: "x"}:
         return name
-    return json.dumps(name)
+    # YAML's own double-quoted form, as readable UTF-8: an emoji stays an emoji (JSON's surrogate-pair escapes
+    # are invalid YAML), and only what YAML cannot hold raw is escaped.
+    quoted: str = yaml.safe_dump(name, default_style='"', allow_unicode=True, width=1 << 30)
+    quoted = quoted.removesuffix("\n").removesuffix("\n...")
+    return _ESCAPE.sub(lambda m: chr(int(m[1][1:], 16)) if m[1][0] == "U" and chr(int(m[1][1:], 16)).isprintable()
+                       else m[0], quoted)  # PyYAML escapes every character past U+FFFF; YAML reads them raw
 
 
 def _model(state: DesiredState, name: str) -> DesiredModel | None:

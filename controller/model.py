@@ -90,6 +90,7 @@ class DesiredState:
     path: str
     models: tuple[DesiredModel, ...]  # sorted by name
     tracking_uri: str | None = None
+    registry_uri: str | None = None  # when the registry is not the tracking server (MLflow's own distinction)
     max_changes: int | None = None
     owner: str | None = None  # the file's `owner:` key: who manages its models, where the repository is no name
 
@@ -186,6 +187,9 @@ class Plan:
     checks: tuple[Check, ...] = ()
     blocked: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)  # frozen model → steps held
     frozen: Mapping[str, str] = field(default_factory=dict)  # frozen model → reason
+    # Models the registry cannot take as declared now (missing, a version missing or not READY) → why.
+    # Held alone: the other models are planned and applied.
+    held: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def violations(self) -> tuple[Check, ...]:
@@ -219,6 +223,7 @@ class ApplyResult:
     final: LiveState | None = None  # the touched models as read back after the last write
     # model → what the read-back shows that the plan did not lead to (another writer changed the model)
     unexpected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    held: Mapping[str, str] = field(default_factory=dict)  # models not planned, and why (Plan.held)
 
     @property
     def ok(self) -> bool:

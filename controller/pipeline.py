@@ -17,12 +17,14 @@ if TYPE_CHECKING:  # importing the registry module loads mlflow: only when a com
     from .registry import Registry
 
 
-def connect(state: DesiredState, tracking_uri: str | None, out: Output) -> Registry:
-    uri = uris.resolve(tracking_uri, state.tracking_uri)
-    out.also_hide(uri)
+def connect(state: DesiredState | None, given: uris.Given, out: Output) -> Registry:
+    """The registry a command works on, found as MLflow finds it (uris.locate); every command asks here."""
+    where = uris.locate(given, state.tracking_uri if state else None, state.registry_uri if state else None)
+    out.also_hide(where.registry_uri)
+    out.also_hide(where.tracking_uri)
     from .registry import Registry
 
-    return Registry(uri)
+    return Registry(where.registry_uri, where.tracking_uri)
 
 
 def owner(state: DesiredState, file: Path) -> str:
@@ -37,14 +39,11 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
                  before: DesiredState | None = None, base: str | None = None,
                  max_changes: int | None = None, staged: dict[str, dict[str, str]] | None = None,
                  adopt: frozenset[str] = frozenset()) -> Plan:
-    """The plan with its gates, once the file is known to agree with what exists in the registry.
+    """The plan with its gates; a model the registry cannot take as declared is held in it, alone.
 
     `staged` (see staged_before) may be passed by a caller that plans more than once from one file.
     Models another stages file manages are changed only when `adopt` names them.
     """
-    problems = planner.check(state, live)
-    if problems:
-        raise ConfigError(problems)
     if staged is None:
         staged = staged_before(file, state, before, base)
     return planner.plan(state, live, registry.display_uri, staged_before=staged, max_changes=max_changes,

@@ -13,6 +13,7 @@ from .model import (
     LiveModel,
     LiveState,
     Plan,
+    Position,
     SetAlias,
     Stage,
     Step,
@@ -25,27 +26,26 @@ _SERVING = (Stage.PRODUCTION, Stage.STAGING)
 
 def check(desired: DesiredState, live: LiveState) -> tuple[Problem, ...]:
     """What stages.yaml names that the registry does not have: missing models, missing or unready versions."""
-    problems = []
-    for model in desired.models:
-        have = live.models.get(model.name)
-        if have is None:
-            at = model.position
-            problems.append(Problem(desired.path, f"model '{model.name}' does not exist in the registry",
-                                    at.line, at.col))
-            continue
-        must_be_ready = set(model.aliases.values()).union(*model.declared().values())
-        for version, at in model.version_positions.items():
-            found = have.versions.get(version)
-            if found is None:
-                message = f"model '{model.name}' has no version {version}"
-                known = sorted(have.versions, key=version_key)
-                message += f" (it has {', '.join(known)})" if known else " (it has no versions)"
-            elif version in must_be_ready and found.status != "READY":
-                message = f"model '{model.name}' version {version} is {found.status}, not READY"
-            else:
-                continue
-            problems.append(Problem(desired.path, message, at.line, at.col))
+    problems = [Problem(desired.path, f"model '{model.name}' {reason}", at.line, at.col)
+                for model in desired.models for at, reason in check_model(model, live.models.get(model.name))]
     return tuple(sorted(problems, key=lambda p: (p.line or 0, p.col or 0)))
+
+
+def check_model(model: DesiredModel, have: LiveModel | None) -> list[tuple[Position, str]]:
+    """Why the registry cannot take this model's declaration now, each reason where the file says it."""
+    if have is None:
+        return [(model.position, "does not exist in the registry")]
+    reasons = []
+    must_be_ready = set(model.aliases.values()).union(*model.declared().values())
+    for version, at in model.version_positions.items():
+        found = have.versions.get(version)
+        if found is None:
+            known = sorted(have.versions, key=version_key)
+            reasons.append((at, f"has no version {version}" + (
+                f" (it has {', '.join(known)})" if known else " (it has no versions)")))
+        elif version in must_be_ready and found.status != "READY":
+            reasons.append((at, f"version {version} is {found.status}, not READY"))
+    return reasons
 
 
 def plan(
@@ -60,15 +60,21 @@ def plan(
 ) -> Plan:
     """The steps that make the live registry match the file, with the gates applied to them.
 
-    The caller has check()ed desired against live. `staged_before` maps model → version → where it was
-    declared in staging before (a ref or commit), for promote_from; `max_changes` overrides the file's.
+    A model the registry cannot take as declared (check_model) is held, alone: its reasons are in Plan.held.
+    `staged_before` maps model → version → where it was declared in staging before (a ref or commit), for
+    promote_from; `max_changes` overrides the file's.
     `owner` names this stages file: a model another file manages is changed only when listed in `adopt`.
     """
     steps: list[Step] = []
     checks: list[Check] = []
     blocked: dict[str, tuple[Step, ...]] = {}
     frozen: dict[str, str] = {}
+    held: dict[str, str] = {}
     for model in desired.models:
+        reasons = check_model(model, live.models.get(model.name))
+        if reasons:
+            held[model.name] = "; ".join(f"{reason} ({desired.path}:{at.line}:{at.col})" for at, reason in reasons)
+            continue
         have = live.models[model.name]
         model_steps = plan_model(model, have)
         if model.policy.frozen and model_steps:
@@ -83,7 +89,7 @@ def plan(
     if limit is not None and len(steps) > limit:
         checks.append(Check("max_changes", None, None, False,
                             f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
-    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen)
+    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held)
 
 
 def _ownership(model: str, current: str | None, owner: str, adopt: frozenset[str]) -> list[Check]:

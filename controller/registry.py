@@ -11,11 +11,12 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import uris
+from . import filters, uris
 from .errors import RegistryError, ResolveError
 from .model import LiveModel, LiveState, LiveVersion, Stage, VersionDetail
 
@@ -32,7 +33,8 @@ HTTP_DEFAULTS = {
 CONNECT_TIMEOUT = 5.0
 _PAGE_MODELS = 1000  # the server's maximum for search_registered_models
 _PAGE_VERSIONS = 200_000  # the server's maximum for search_model_versions
-_FILTER_CHARS = 3000  # keeps the GET query string well under servers' URL limits
+_PARALLEL_READS = 8  # searches side by side, name by name, on a server that takes no list of names
+_PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 T = TypeVar("T")
 
@@ -41,16 +43,18 @@ LEASE_MODEL = "stagectl-lease"
 
 
 class Registry:
-    """A model registry at one tracking URI."""
+    """A model registry at one registry URI, with the tracking server that runs and artifacts belong to."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, registry_uri: str, tracking_uri: str | None = None) -> None:
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
-        self.uri = tracking_uri
-        self.display_uri = uris.redact(tracking_uri)
-        self._secrets = uris.secrets(tracking_uri)
-        _refuse_missing_sqlite(tracking_uri, self.display_uri)
-        _preflight(tracking_uri, self.display_uri)
+        tracking_uri = tracking_uri or registry_uri
+        self.uri = registry_uri
+        self.tracking_uri = tracking_uri
+        self.display_uri = uris.redact(registry_uri)
+        self._secrets = tuple(dict.fromkeys(uris.secrets(registry_uri) + uris.secrets(tracking_uri)))
+        _refuse_missing_sqlite(registry_uri, self.display_uri)
+        _preflight(registry_uri, self.display_uri)
         # Stages are deprecated (MLflow 2.9) but still served; the README says so once, logs need not.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow(\.|$)")
         warnings.filterwarnings("ignore", message=r".*[Ss]tages? .*deprecated.*", category=FutureWarning)
@@ -58,7 +62,9 @@ class Registry:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         # The registry client, unlike MlflowClient, sends no extra GET before each write.
-        self._client = self._call(lambda: ModelRegistryClient(tracking_uri, tracking_uri))
+        self._client = self._call(lambda: ModelRegistryClient(registry_uri, tracking_uri))
+        self._in_lists: bool | None = None  # whether the server takes `name IN (...)`: known once asked
+        self._filterable = True  # whether it takes name filters at all
 
     @property
     def parallel_writes(self) -> bool:
@@ -68,7 +74,8 @@ class Registry:
     def read(self, names: Collection[str] | None) -> LiveState:
         """Every version and alias of the named models that exist (None: of all models).
 
-        Reads whole pages, never one request per model or version.
+        Reads whole pages, never one request per model or version, except from a server that takes no
+        list of names: then one per named model, so that the requests still follow the file.
         """
         for attempt in range(3):
             try:
@@ -82,62 +89,135 @@ class Registry:
 
     def _read(self, names: Collection[str] | None) -> LiveState:
         wanted = None if names is None else set(names) - {LEASE_MODEL}
-        models, by_name = self._models(wanted)
+        models, prompts, by_name = self._models(wanted)
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in models}
-        for filter_string in _name_filters(sorted(models)) if by_name else [""]:
-            for page in self._pages(functools.partial(self._search_versions, filter_string)):
-                for mv in page:
-                    if mv.name in versions:  # the versions of other models are dropped as they come
-                        versions[mv.name][str(mv.version)] = _live_version(mv)
+        strays: set[str] = set()  # models with versions that the model search did not return
+
+        def keep(page: Iterable[Any]) -> None:
+            for mv in page:
+                if mv.name in versions:  # the versions of other models are dropped as they come
+                    versions[mv.name][str(mv.version)] = _live_version(mv)
+                elif mv.name != LEASE_MODEL and mv.name not in prompts and (wanted is None or mv.name in wanted):
+                    strays.add(mv.name)
+
+        if by_name:
+            try:
+                keep(self._by_name(self._search_versions, sorted(models)))
+            except RegistryError as e:
+                if e.code != "INVALID_PARAMETER_VALUE":
+                    raise
+                self._filterable, by_name = False, False
+        if not by_name:
+            for page in self._pages(functools.partial(self._search_versions, "")):
+                keep(page)
+        elif wanted is not None and wanted - models.keys():
+            keep(self._by_name(self._search_versions, sorted(wanted - models.keys())))
+        self._refuse_unlisted(strays)
         return LiveState(models={
             name: LiveModel(name=name, versions=versions[name], aliases=models[name][0], tags=models[name][1])
             for name in sorted(models)
         })
 
-    def _models(self, wanted: set[str] | None) -> tuple[dict[str, tuple[dict[str, str], dict[str, str]]], bool]:
-        """The aliases and tags of every wanted model that exists, and whether to ask for their versions by name.
+    def _refuse_unlisted(self, strays: set[str]) -> None:
+        """A registry that shows versions of a model it does not list has not answered the model search right
+        (MLflow 3's prompt filter on a 2.x server lists no model at all): reading on would call models missing
+        that exist, and an export of it would be empty."""
+        if not strays:
+            return
+        if self._filterable:
+            try:  # a model registered between the two searches is listed now: it is simply not in this read
+                strays -= {rm.name for rm in self._by_name(self._search_models, sorted(strays))}
+            except RegistryError as e:
+                if e.code != "INVALID_PARAMETER_VALUE":
+                    raise
+        if strays:
+            shown = ", ".join(repr(name) for name in sorted(strays)[:5]) + (", ..." if len(strays) > 5 else "")
+            raise RegistryError(f"the registry at {self.display_uri} ({self.server()}) returns versions of {shown} "
+                                "but does not list the model; refusing to read it as missing")
+
+    def server(self) -> str:
+        """What the registry is, for messages: 'MLflow server 2.9.2', or its kind when it cannot say."""
+        if not self.uri.startswith(("http://", "https://")):
+            return "a local store" if "://" in self.uri else self.uri
+        try:
+            from mlflow.utils.rest_utils import http_request
+
+            response = http_request(self._client.store.get_host_creds(), "/version", "GET", max_retries=0,
+                                    timeout=CONNECT_TIMEOUT)
+            if response.ok and re.fullmatch(r"[\w.+-]{1,40}", response.text.strip()):
+                return f"MLflow server {response.text.strip()}"
+        except Exception:  # only a message depends on it
+            pass
+        return "a server that does not report its MLflow version"
+
+    def _models(self, wanted: set[str] | None) -> tuple[dict[str, tuple[dict[str, str], dict[str, str]]], set[str],
+                                                        bool]:
+        """The aliases and tags of every wanted model that exists, the prompts seen, and whether to ask for the
+        models' versions by name.
 
         By name when the names fit one search, or when the first page shows that most of the registry is other
         models: then the cost follows the models in the file, not the size of the registry. Otherwise every
         model in the largest pages: as few requests as the registry allows.
         """
         found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-        filterable = True
+        prompts: set[str] = set()  # MLflow 3 keeps prompts as registered models; they are not models to manage
         seen = 0  # models on the unfiltered pages read so far
 
-        def keep(page: Any) -> None:
+        def keep(page: Iterable[Any]) -> None:
             for rm in page:
-                if rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
+                if (rm.tags or {}).get(_PROMPT_TAG) == "true":
+                    prompts.add(rm.name)
+                elif rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
                     found[rm.name] = ({alias: str(v) for alias, v in (rm.aliases or {}).items()},
                                       {str(k): str(v) for k, v in (rm.tags or {}).items()})
 
-        def by_name(filters: Iterable[str]) -> bool:
-            nonlocal filterable
+        def by_name(names: set[str]) -> bool:
             try:
-                for filter_string in filters:
-                    for page in self._pages(functools.partial(self._search_models, filter_string)):
-                        keep(page)
+                keep(self._by_name(self._search_models, sorted(names)))
             except RegistryError as e:
                 if e.code != "INVALID_PARAMETER_VALUE":
                     raise
-                filterable = False  # a server that cannot search models by name is read whole
-            return filterable
+                self._filterable = False  # a server that cannot search models by name is read whole
+            return self._filterable
 
         def mostly_others() -> bool:
-            return wanted is not None and filterable and 2 * len(found) < seen
+            return wanted is not None and self._filterable and 2 * len(found) < seen
 
-        if wanted is not None:
-            filters = list(_name_filters(sorted(wanted)))
-            if len(filters) <= 1 and by_name(filters):
-                return found, True
+        if wanted is not None and self._filterable and self._requests(wanted) <= 1 and by_name(wanted):
+            return found, prompts, True
         for page in self._pages(functools.partial(self._search_models, "")):
             keep(page)
             seen += len(page)
             # Not every name missing so far sorts after this page (collations differ): ask for all of them.
-            if wanted is not None and page.token and mostly_others() \
-                    and by_name(_name_filters(sorted(wanted - found.keys()))):
-                return found, True
-        return found, mostly_others()
+            if wanted is not None and page.token and mostly_others() and by_name(wanted - found.keys()):
+                return found, prompts, True
+        return found, prompts, mostly_others()
+
+    def _requests(self, names: Collection[str]) -> int:
+        """How many searches naming these models take on this server."""
+        return len(names) if self._in_lists is False else len(list(filters.in_lists(sorted(names))))
+
+    def _by_name(self, search: Callable[[str, str | None], Any], names: list[str]) -> list[Any]:
+        """Everything `search` finds for the named models: by lists of names where the server takes them, else
+        one name at a time (MLflow servers before 2.22 refuse lists), those requests side by side."""
+        if not names:
+            return []
+        if self._in_lists is not False:
+            try:
+                found = [item for f in filters.in_lists(names) for page in self._pages(
+                    functools.partial(search, f)) for item in page]
+                self._in_lists = True
+                return found
+            except RegistryError as e:
+                if e.code != "INVALID_PARAMETER_VALUE" or self._in_lists:
+                    raise
+                self._in_lists = False
+
+        def one(name: str) -> list[Any]:
+            return [item for page in self._pages(functools.partial(search, filters.equals(name))) for item in page]
+
+        with ThreadPoolExecutor(max_workers=_PARALLEL_READS if self.parallel_writes else 1) as pool:
+            return [item for items in pool.map(one, names) for item in items]
 
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(
@@ -145,7 +225,9 @@ class Registry:
             order_by=["name ASC", "version_number ASC"], page_token=token)
 
     def _search_models(self, filter_string: str, token: str | None) -> Any:
-        return self._client.search_registered_models(
+        # The store itself, not the client: MLflow 3's client adds a prompt filter that 2.x servers answer with
+        # no model at all. Prompts are dropped by their tag instead (_models).
+        return self._client.store.search_registered_models(
             filter_string=filter_string or None, max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
@@ -172,7 +254,7 @@ class Registry:
         except ImportError:
             raise ResolveError("loading a model needs the full mlflow package: pip install 'stagectl[serve]'") from None
         previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-        mlflow.set_tracking_uri(self.uri)  # models:/ and mlflow-artifacts:/ resolve against these
+        mlflow.set_tracking_uri(self.tracking_uri)  # models:/ and mlflow-artifacts:/ resolve against these
         mlflow.set_registry_uri(self.uri)
         try:
             return self._call(lambda: mlflow.pyfunc.load_model(uri))
@@ -277,29 +359,6 @@ def _live_version(mv: Any) -> LiveVersion:
                        run_id=mv.run_id or None, created_ms=int(mv.creation_timestamp or 0),
                        updated_ms=int(mv.last_updated_timestamp or 0),
                        tags={str(k): str(v) for k, v in (mv.tags or {}).items()})
-
-
-def _name_filters(names: list[str]) -> Iterator[str]:
-    """`name IN (...)` filters covering all names, each short enough for a URL."""
-    chunk: list[str] = []
-    size = 0
-    for name in names:
-        quoted = _quote(name)
-        if chunk and size + len(quoted) > _FILTER_CHARS:
-            yield f"name IN ({', '.join(chunk)})"
-            chunk, size = [], 0
-        chunk.append(quoted)
-        size += len(quoted) + 2
-    if chunk:
-        yield f"name IN ({', '.join(chunk)})"
-
-
-def _quote(name: str) -> str:
-    if "'" not in name:
-        return f"'{name}'"
-    if '"' not in name:
-        return f'"{name}"'
-    raise RegistryError(f"model name {name!r} holds both quote characters; MLflow's search cannot express it")
 
 
 def _preflight(uri: str, display: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import uris
 from .errors import AmbiguousModelError, RegistryError, ResolveError, UnreviewedModelError
-from .model import DesiredModel, Stage, VersionDetail, version_key
+from .model import DesiredModel, DesiredState, Stage, VersionDetail, version_key
 
 _STAGES = {"production": Stage.PRODUCTION, "staging": Stage.STAGING, "archived": Stage.ARCHIVED}
 
@@ -40,6 +40,7 @@ def get_model(
     tracking_uri: str | None = None,
     stages_file: str | os.PathLike[str] | None = None,
     load: bool = False,
+    registry_uri: str | None = None,
 ) -> ResolvedModel:
     """The one version of `name` in `stage` (or behind `alias`), pinned by number.
 
@@ -50,11 +51,13 @@ def get_model(
         raise ResolveError("give exactly one of stage= and alias=")
     wanted = _parse_stage(stage) if stage is not None else None
     file = stages_file or os.environ.get("STAGECTL_STAGES_FILE")
-    reviewed, file_uri = _reviewed(Path(file), name) if file else (None, None)
+    reviewed, state = _reviewed(Path(file), name) if file else (None, None)
+    where = uris.locate(uris.Given(tracking_uri, registry_uri), state.tracking_uri if state else None,
+                        state.registry_uri if state else None)
 
     from .registry import Registry
 
-    registry = Registry(uris.resolve(tracking_uri, file_uri))
+    registry = Registry(where.registry_uri, where.tracking_uri)
     if alias is not None:
         detail = _by_alias(registry, name, alias)
     else:
@@ -77,14 +80,14 @@ def _parse_stage(stage: str) -> Stage:
     return found
 
 
-def _reviewed(file: Path, name: str) -> tuple[DesiredModel, str | None]:
+def _reviewed(file: Path, name: str) -> tuple[DesiredModel, DesiredState]:
     from . import desired
 
     state = desired.load(file)
     model = next((m for m in state.models if m.name == name), None)
     if model is None:
         raise UnreviewedModelError(f"{file} does not manage model '{name}': nothing reviewed to check against")
-    return model, state.tracking_uri
+    return model, state
 
 
 def _by_alias(registry: Any, name: str, alias: str) -> VersionDetail:

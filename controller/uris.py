@@ -6,6 +6,7 @@ import base64
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default when nothing is set
@@ -15,12 +16,50 @@ _SECRET_QUERY_KEY = re.compile(r"token|password|passwd|secret|key|auth|signature
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
+@dataclass(frozen=True, slots=True)
+class Given:
+    """The URIs a command line (or a caller of get_model) names; None where it names none."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where the registry is, and the tracking server beside it (runs and artifacts resolve against it)."""
+
+    registry_uri: str
+    tracking_uri: str
+
+
 def resolve(option: str | None, from_file: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the file's registry.tracking_uri, else MLflow's default."""
     for candidate in (option, environ.get("MLFLOW_TRACKING_URI"), from_file):
         if candidate:
             return candidate
     return DEFAULT_TRACKING_URI
+
+
+def locate(given: Given, file_tracking: str | None = None, file_registry: str | None = None,
+           environ: Mapping[str, str] = os.environ) -> Located:
+    """The registry as MLflow itself finds it, apart from tracking: --registry-uri, else MLFLOW_REGISTRY_URI,
+    else the file's registry.registry_uri, else what MLflow derives from the tracking URI (resolved as above).
+
+    The order matters: an application that loads `models:/...` through MLflow with the same environment must
+    read the very registry stagectl writes.
+    """
+    tracking = resolve(given.tracking_uri, file_tracking, environ)
+    for candidate in (given.registry_uri, environ.get("MLFLOW_REGISTRY_URI"), file_registry):
+        if candidate:
+            return Located(candidate, tracking)
+    return Located(_registry_for(tracking), tracking)
+
+
+def _registry_for(tracking: str) -> str:
+    """MLflow's default registry for a tracking URI: Unity Catalog beside a Databricks workspace, else itself."""
+    if tracking == "databricks" or tracking.startswith("databricks://"):
+        return "databricks-uc" + tracking.removeprefix("databricks")
+    return tracking
 
 
 def redact(uri: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import seed
-from tests.servers import Server, free_port, start_postgres, start_server, stop_server
+from tests.servers import OLD_SERVERS, Server, free_port, server_venv, start_postgres, start_server, stop_server
 
 __all__ = ["ROOT", "Server", "free_port", "start_server", "stop_server"]
 
@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--slow", action="store_true", help="run the long fault and concurrency loops in full")
+    parser.addoption("--slow", action="store_true",
+                     help="run the long fault and concurrency loops in full, and the tests on older MLflow servers")
 
 
 @pytest.fixture(scope="session")
@@ -80,5 +81,25 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def second_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Another current server: a registry kept apart from the tracking server."""
+    server = start_server(tmp_path_factory.mktemp("second-server"))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session", params=sorted(OLD_SERVERS))
+def old_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real server of an older MLflow release (2.9, 2.22), from a venv built once and cached (see
+    tests/servers.py); only with --slow, the first build taking about a minute each."""
+    if not request.config.getoption("--slow"):
+        pytest.skip("older MLflow servers run with --slow")
+    bin_dir = server_venv(request.param)
+    server = start_server(tmp_path_factory.mktemp(f"mlflow-{request.param}"), bin_dir=bin_dir)
     yield server
     stop_server(server)

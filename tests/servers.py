@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,12 +32,53 @@ class Server:
     backend: str
 
 
-def start_server(workdir: Path, backend_uri: str | None = None, extra_args: tuple[str, ...] = ()) -> Server:
+# Older MLflow servers, each in a venv of its own, built once and kept: what teams still run. The pins are what
+# those releases need to start today (SQLAlchemy 2.1 breaks them); a change of pins builds a new venv.
+OLD_SERVERS = {
+    "2.9.2": ("mlflow==2.9.2", "sqlalchemy<2.1", "setuptools<81"),
+    "2.22.4": ("mlflow==2.22.4", "sqlalchemy<2.1", "setuptools<81"),
+}
+SERVER_VENVS = Path(os.environ.get("STAGECTL_SERVER_VENVS") or Path.home() / ".cache" / "stagectl-test-servers")
+
+
+def server_venv(version: str) -> Path:
+    """The bin directory of a venv holding MLflow `version` (OLD_SERVERS), built on first use (about a minute).
+
+    A lock keeps parallel test sessions from building the same venv twice; a venv is used only once complete.
+    """
+    pins = OLD_SERVERS[version]
+    key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:8]
+    venv = SERVER_VENVS / f"mlflow-{version}-{key}"
+    done = venv / ".complete"
+    if done.exists():
+        return venv / "bin"
+    SERVER_VENVS.mkdir(parents=True, exist_ok=True)
+    with (SERVER_VENVS / f"mlflow-{version}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            started = time.monotonic()
+            for command in ([sys.executable, "-m", "venv", str(venv)],
+                            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                             "--disable-pip-version-check", *pins]):
+                result = subprocess.run(command, capture_output=True, text=True)
+                if result.returncode != 0:
+                    raise RuntimeError(f"building the MLflow {version} server venv failed: {' '.join(command)}\n"
+                                       f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+            done.write_text(f"{' '.join(pins)}\nbuilt in {time.monotonic() - started:.0f} s\n")
+    return venv / "bin"
+
+
+def start_server(workdir: Path, backend_uri: str | None = None, extra_args: tuple[str, ...] = (),
+                 bin_dir: Path | None = None) -> Server:
+    """`mlflow server` on a free loopback port; from `bin_dir` (an older release's venv) when given."""
     port = free_port()
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    if bin_dir is not None:
+        env.pop("PYTHONPATH", None)  # the server's own venv, nothing of ours
     log = workdir / "server.log"
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    mlflow = shutil.which("mlflow", path=str(bin_dir or Path(sys.executable).parent)) or "mlflow"
     process = subprocess.Popen(
         [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
          "--backend-store-uri", backend, "--default-artifact-root", str(workdir / "artifacts"), *extra_args],
@@ -55,11 +100,18 @@ def start_server(workdir: Path, backend_uri: str | None = None, extra_args: tupl
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
+    """Stop the server and every process it started: MLflow 2.x runs gunicorn as a child that outlives it."""
+    _signal_group(server, signal.SIGTERM)
     try:
         server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.process.kill()
+    _signal_group(server, signal.SIGKILL)  # anything of its session still there
+
+
+def _signal_group(server: Server, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.process.pid, sig)  # its own session (start_new_session): only its processes
 
 
 

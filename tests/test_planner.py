@@ -130,6 +130,16 @@ def test_check_reports_missing_model_and_version_and_unready_version() -> None:
     ]
 
 
+def test_a_model_the_registry_cannot_take_is_held_alone_and_the_others_are_planned() -> None:
+    unready = dataclasses.replace(want("m", staging=[2]), version_positions={"2": Position(4, 14)})
+    have = LiveModel("m", {"1": LiveVersion("1", P), "2": LiveVersion("2", N, "PENDING_REGISTRATION")}, {})
+    result = planner.plan(desired(unready, want("ghost", production=[1]), want("ok", production=[2])),
+                          live(have, live_model("ok", {1: P, 2: S})), "u")
+    assert result.held == {"m": "version 2 is PENDING_REGISTRATION, not READY (stages.yaml:4:14)",
+                           "ghost": "does not exist in the registry (stages.yaml:1:1)"}
+    assert result.models() == ("ok",)
+
+
 # -- properties over random registries and files -------------------------------------------------------
 
 VERSIONS = list(range(1, 7))

@@ -44,3 +44,15 @@ def test_scrub_masks_known_secrets_in_every_encoding() -> None:
 def test_an_unparsable_uri_is_still_redacted() -> None:
     assert uris.redact("https://bot:pw@[bad") == "https://***@[bad"
     assert uris.secrets("https://bot:pw@[bad", {}) == ()
+
+
+def test_the_registry_is_found_in_mlflow_order_apart_from_tracking() -> None:
+    env = {"MLFLOW_TRACKING_URI": "http://t", "MLFLOW_REGISTRY_URI": "http://r-env"}
+    assert uris.locate(uris.Given(registry_uri="http://r-opt"), None, "http://r-file", env) == uris.Located(
+        "http://r-opt", "http://t")
+    assert uris.locate(uris.Given(), None, "http://r-file", env).registry_uri == "http://r-env"
+    assert uris.locate(uris.Given(), None, "http://r-file", {"MLFLOW_TRACKING_URI": "http://t"}).registry_uri == (
+        "http://r-file")
+    assert uris.locate(uris.Given("http://opt"), "http://t-file", None, {}) == uris.Located("http://opt", "http://opt")
+    assert uris.locate(uris.Given(), None, None, {"MLFLOW_TRACKING_URI": "databricks://prof"}).registry_uri == (
+        "databricks-uc://prof")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -19,14 +20,14 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 
-def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allow_dirty: bool,
+def apply(file: Path, given: uris.Given, fmt: str, parallelism: int, allow_dirty: bool,
           max_changes: int | None, lease_times: tuple[float, float], out: Output,
           adopt: frozenset[str] = frozenset()) -> int:
     """Apply the file; `lease_times` is (how long to wait for the lease, how long a held lease lasts)."""
     state = desired.load(file)
     _refuse_unknown(adopt, state)
     provenance = _provenance(file, allow_dirty)
-    registry = connect(state, tracking_uri, out)
+    registry = connect(state, given, out)
     staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
     owner = pipeline.owner(state, file)
 
@@ -61,7 +62,7 @@ def apply(file: Path, tracking_uri: str | None, fmt: str, parallelism: int, allo
     return code
 
 
-def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism: int,
+def apply_saved(plan_file: Path, given: uris.Given, fmt: str, parallelism: int,
                 lease_times: tuple[float, float], out: Output) -> int:
     """Execute exactly a saved plan; refuse it when the registry changed since it was made."""
     try:
@@ -70,11 +71,7 @@ def apply_saved(plan_file: Path, tracking_uri: str | None, fmt: str, parallelism
         raise ConfigError((Problem(str(plan_file), f"cannot read the saved plan: {e.strerror}"),)) from None
     saved = savedplan.load(text, str(plan_file))
     _refuse_violations(saved.plan)
-    uri = uris.resolve(tracking_uri, None)
-    out.also_hide(uri)
-    from ..registry import Registry
-
-    registry = Registry(uri)
+    registry = connect(None, given, out)
     if registry.display_uri != saved.plan.tracking_uri:
         raise savedplan.StalePlanError(
             f"{plan_file} was made for {saved.plan.tracking_uri}, not {registry.display_uri}")
@@ -146,7 +143,7 @@ def _refuse_unknown(adopt: frozenset[str], state: DesiredState) -> None:
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     out.data(_render(result, fmt, out))
     github.write_summary(lambda: markdown.render_result(result))
-    return 0 if result.ok else 1
+    return 0 if result.ok and not result.held else 1
 
 
 def _left(state: DesiredState, plan: Plan, result: ApplyResult) -> list[Step]:
@@ -161,9 +158,9 @@ def _left(state: DesiredState, plan: Plan, result: ApplyResult) -> list[Step]:
 def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     for model, steps in plan.blocked.items():
         out.info(held_line(model, plan.frozen[model], len(steps)))
-    nothing = ApplyResult(plan.tracking_uri, ())
+    nothing = ApplyResult(plan.tracking_uri, (), held=plan.held)
     out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
-    return 0
+    return 1 if plan.held else 0
 
 
 def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None, out: Output,
@@ -172,8 +169,9 @@ def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Proven
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
     tags = provenance.tags() if provenance else {}
     with _progress(total, out) as progress:
-        return applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
-                             fence=held.check, on_outcome=progress)
+        result = applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
+                               fence=held.check, on_outcome=progress)
+    return dataclasses.replace(result, held=plan.held)
 
 
 @contextmanager

@@ -10,21 +10,18 @@ from pathlib import Path
 from .. import desired, uris
 from ..cleanup import Candidate, candidates, parse_duration
 from ..errors import ConfigError, Problem
+from ..pipeline import connect
 from . import Output
 
 
-def cleanup_report(models: list[str], file: Path, tracking_uri: str | None, older_than: str, fmt: str,
+def cleanup_report(models: list[str], file: Path, given: uris.Given, older_than: str, fmt: str,
                    out: Output) -> int:
     try:
         seconds = parse_duration(older_than)
     except ValueError as e:
         raise ConfigError((Problem("--older-than", str(e)),)) from None
     state = desired.load(file) if file.exists() else None
-    uri = uris.resolve(tracking_uri, state.tracking_uri if state else None)
-    out.also_hide(uri)
-    from ..registry import Registry
-
-    registry = Registry(uri)
+    registry = connect(state, given, out)
     now_ms = int(time.time() * 1000)
     found = candidates(registry.read(models or None), state, now_ms, seconds)
     source = str(file) if state else "no stages file"

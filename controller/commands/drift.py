@@ -6,27 +6,26 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import desired, drift, edit, planner
+from .. import desired, drift, edit, planner, uris
 from ..drift import Kind, ModelDrift
 from ..errors import ConfigError
 from ..gitops import Checkout, GitError
 from ..model import DesiredModel, DesiredState, LiveState
 from ..pipeline import connect
-from ..reporters import describe
+from ..reporters import describe, unready_line
 from ..reporters import json as json_report
 from . import Output
 
 
-def drift_command(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, mode: str,
+def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, mode: str,
                   branch: str | None, apply_options: tuple[int, tuple[float, float]], out: Output) -> int:
     state = desired.load(file)
     checkout = Checkout.find(file)
     history = [c for c, _, _ in checkout.history()] if checkout else []
-    registry = connect(state, tracking_uri, out)
+    registry = connect(state, given, out)
     live = registry.read([m.name for m in state.models])
-    problems = planner.check(state, live)
-    if problems:
-        raise ConfigError(problems)
+    held = {m.name: "; ".join(reason for _, reason in reasons) for m in state.models
+            if (reasons := planner.check_model(m, live.models.get(m.name)))}
     at_commit: dict[str, DesiredState | None] = {}
 
     def declared_at(sha: str, name: str) -> DesiredModel | None:
@@ -42,19 +41,21 @@ def drift_command(file: Path, tracking_uri: str | None, fmt: str, detailed_exitc
     shas = [c.sha for c in history]
     report = []
     for model in state.models:
+        if model.name in held:
+            continue  # the registry cannot take its declaration now: reported as held, the others go on
         sha = drift.last_applied(live.models[model.name], shas)
         applied = declared_at(sha, model.name) if sha else None
         report.append(drift.classify(model, applied, sha, live.models[model.name]))
-    out.data(_render(report, registry.display_uri, str(file), fmt))
+    out.data(_render(report, registry.display_uri, str(file), fmt, held))
     drifted = [d for d in report if d.drifted]
     if mode == "heal" and any(d.kind is not Kind.IN_SYNC for d in report):
         from .apply import apply
 
         out.info("Healing: applying stages.yaml")
-        return apply(file, tracking_uri, "text", apply_options[0], False, None, apply_options[1], out)
+        return apply(file, given, "text", apply_options[0], False, None, apply_options[1], out)
     if mode == "propose" and drifted:
-        return _propose(file, state, live, drifted, checkout, branch, out)
-    return 2 if detailed_exitcode and drifted else 0
+        return _propose(file, state, live, drifted, checkout, branch, out) or (1 if held else 0)
+    return 1 if held else 2 if detailed_exitcode and drifted else 0
 
 
 def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[ModelDrift], checkout: Checkout | None,
@@ -75,13 +76,14 @@ def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[Mod
     return 0
 
 
-def _render(report: list[ModelDrift], uri: str, source: str, fmt: str) -> str:
+def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dict[str, str]) -> str:
     if fmt == "json":
         return json.dumps({"format_version": 1, "tracking_uri": uri, "models": [
             {"model": d.model, "status": d.kind.value, "applied_commit": d.applied_commit,
              "pending": [{"key": c.key, "before": c.before, "after": c.after} for c in d.pending],
-             "restore_steps": [json_report.step_data(s) for s in d.restore]} for d in report]}, indent=2) + "\n"
-    lines = []
+             "restore_steps": [json_report.step_data(s) for s in d.restore]} for d in report],
+            "held": [{"model": m, "reason": r} for m, r in sorted(held.items())]}, indent=2) + "\n"
+    lines = [unready_line(m, r) for m, r in sorted(held.items())]
     for d in report:
         at = f" {d.applied_commit[:7]}" if d.applied_commit else ""
         if d.kind is Kind.DRIFTED:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from .. import desired, uris
 from ..edit import yaml_key
 from ..errors import ConfigError, Problem
-from ..model import LiveState, Stage, version_key
+from ..model import LiveModel, LiveState, Stage, version_key
+from ..pipeline import connect
 from . import Output
 
 
-def export(models: list[str], tracking_uri: str | None, output: Path | None, out: Output) -> int:
-    uri = uris.resolve(tracking_uri, None)
-    out.also_hide(uri)
-    from ..registry import Registry
-
-    registry = Registry(uri)
+def export(models: list[str], given: uris.Given, output: Path | None, out: Output) -> int:
+    registry = connect(None, given, out)
     live = registry.read(models or None)
     missing = sorted(set(models) - set(live.models))
     if missing:
@@ -39,15 +37,25 @@ def render(live: LiveState, source: str) -> str:
     for name in sorted(live.models):
         model = live.models[name]
         lines.append(f"  {yaml_key(name)}:")
-        body = [f"production: {_versions(model.in_stage(Stage.PRODUCTION))}",
-                f"staging: {_versions(model.in_stage(Stage.STAGING))}"]
+        # Only what plan accepts: a stage holding a version not READY yet (still registering, or failed) is not
+        # declared, nor an alias on one; plan leaves both as they are, so export then plan is in sync.
+        body = [f"{key}: {_versions(versions)}" for key, stage in (("production", Stage.PRODUCTION),
+                                                                   ("staging", Stage.STAGING))
+                if _ready(model, versions := model.in_stage(stage))]
         if archived := model.in_stage(Stage.ARCHIVED):
             body.append(f"archived: {_versions(archived)}")
-        if model.aliases:
+        aliases = {a: v for a, v in model.aliases.items() if _ready(model, {v})}
+        if aliases:
             body.append("aliases:")
-            body += [f"  {yaml_key(a)}: {v}" for a, v in sorted(model.aliases.items())]
+            body += [f"  {yaml_key(a)}: {v}" for a, v in sorted(aliases.items())]
+        if not body:
+            body.append("archived: []")  # a model with nothing yet to declare is still named: it is managed
         lines += [f"    {line}" for line in body]
     return "\n".join(lines) + "\n"
+
+
+def _ready(model: LiveModel, versions: Collection[str]) -> bool:
+    return all(v in model.versions and model.versions[v].status == "READY" for v in versions)
 
 
 def _versions(versions: frozenset[str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import desired, github, planner, savedplan
+from .. import desired, github, planner, savedplan, uris
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
@@ -15,11 +15,11 @@ from ..reporters import markdown, text
 from . import Output
 
 
-def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool, base: str | None,
+def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base: str | None,
          max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset()) -> int:
     state = desired.load(file)
     before = _load_base(file, base) if base else None
-    registry = connect(state, tracking_uri, out)
+    registry = connect(state, given, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
     result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes,
@@ -42,6 +42,10 @@ def plan(file: Path, tracking_uri: str | None, fmt: str, detailed_exitcode: bool
     if result.violations:
         out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
                  "apply would refuse this plan")
+        return 1
+    if result.held:
+        out.info(f"{len(result.held)} model{'s' if len(result.held) != 1 else ''} held: "
+                 f"{', '.join(sorted(result.held))}; apply would skip {'them' if len(result.held) != 1 else 'it'}")
         return 1
     return 2 if detailed_exitcode and not result.in_sync else 0
 

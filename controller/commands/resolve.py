@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import uris
 from ..resolve import get_model
 from . import Output
 
 
-def resolve(model: str, stage: str | None, alias: str | None, check_file: Path | None, tracking_uri: str | None,
+def resolve(model: str, stage: str | None, alias: str | None, check_file: Path | None, given: uris.Given,
             fmt: str, out: Output) -> int:
-    if tracking_uri:
-        out.also_hide(tracking_uri)
-    resolved = get_model(model, stage=stage, alias=alias, tracking_uri=tracking_uri, stages_file=check_file)
+    for uri in (given.tracking_uri, given.registry_uri):
+        if uri:
+            out.also_hide(uri)
+    resolved = get_model(model, stage=stage, alias=alias, tracking_uri=given.tracking_uri,
+                         registry_uri=given.registry_uri, stages_file=check_file)
     out.data(json.dumps(resolved.as_dict(), indent=2) + "\n" if fmt == "json" else resolved.uri + "\n")
     return 0

@@ -64,6 +64,8 @@ def unexpected_lines(result: ApplyResult) -> list[str]:
 
 
 def in_sync_line(plan: Plan, source: str) -> str:
+    if plan.held:
+        return f"No changes: the registry at {plan.tracking_uri} matches {source}, but for the models held below."
     return f"No changes: the registry at {plan.tracking_uri} matches {source}."
 
 
@@ -80,3 +82,8 @@ def check_line(check: Check) -> str:
 
 def held_line(model: str, reason: str, steps: int) -> str:
     return f"{model}: frozen ({reason}): {_count(steps, 'step')} held, apply skips them"
+
+
+def unready_line(model: str, reason: str) -> str:
+    """A model held because the registry cannot take its declaration now (Plan.held)."""
+    return f"{model}: held, nothing planned for it: {reason}"

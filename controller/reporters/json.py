@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ..changes import Review
@@ -30,10 +31,15 @@ def plan_data(plan: Plan) -> dict[str, Any]:
     if plan.checks:
         data["checks"] = [{"gate": c.gate, "model": c.model, "version": c.version, "ok": c.ok, "detail": c.detail}
                           for c in plan.checks]
-    if plan.blocked:
+    if plan.blocked or plan.held:
         data["held"] = [{"model": m, "reason": plan.frozen[m], "steps": [step_data(s) for s in steps]}
-                        for m, steps in plan.blocked.items()]
+                        for m, steps in plan.blocked.items()] + _unready(plan.held)
     return data
+
+
+def _unready(held: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Models the registry cannot take now: held, with no step planned."""
+    return [{"model": m, "reason": reason, "steps": []} for m, reason in sorted(held.items())]
 
 
 def render_plan(plan: Plan) -> str:
@@ -53,7 +59,9 @@ def render_review(review: Review) -> str:
 
 def render_result(result: ApplyResult) -> str:
     steps = [{**step_data(o.step), "status": o.status.value, "error": o.error} for o in result.outcomes]
-    data = {"format_version": FORMAT_VERSION, "tracking_uri": result.tracking_uri, "ok": result.ok,
-            "steps": steps,
-            "unexpected": [{"model": m, "detail": e} for m, effects in result.unexpected.items() for e in effects]}
+    data: dict[str, Any] = {
+        "format_version": FORMAT_VERSION, "tracking_uri": result.tracking_uri, "ok": result.ok, "steps": steps,
+        "unexpected": [{"model": m, "detail": e} for m, effects in result.unexpected.items() for e in effects]}
+    if result.held:
+        data["held"] = _unready(result.held)
     return json.dumps(data, indent=2) + "\n"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, Step
-from . import check_line, counts, describe, held_line, in_sync_line, notes, summary, unexpected_lines
+from . import check_line, counts, describe, held_line, in_sync_line, notes, summary, unexpected_lines, unready_line
 
 
 def render_plan(plan: Plan, source: str) -> str:
@@ -27,7 +27,16 @@ def gates(plan: Plan) -> str:
         parts += ["", "Gates passed:", *[f"- {_cell(check_line(c))}" for c in passed]]
     if plan.blocked:
         parts += ["", "Held:", *[f"- {_cell(held_line(m, plan.frozen[m], len(s)))}" for m, s in plan.blocked.items()]]
-    return "".join(line + "\n" for line in parts)
+    return "".join(line + "\n" for line in parts) + _unready(plan.held)
+
+
+def _unready(held: Mapping[str, str]) -> str:
+    """Models the registry cannot take now, as a warning: the run exits 1 for them."""
+    if not held:
+        return ""
+    lines = ["", "> [!WARNING]", "> Held (nothing planned for these models; the run exits 1):"]
+    lines += [f"> - {_cell(unready_line(m, reason))}" for m, reason in sorted(held.items())]
+    return "".join(line + "\n" for line in lines)
 
 
 def render_result(result: ApplyResult) -> str:
@@ -37,7 +46,7 @@ def render_result(result: ApplyResult) -> str:
     unexpected = unexpected_lines(result)
     if unexpected:
         table += "\n> [!CAUTION]\n> Effects nobody planned:\n" + "".join(f"> - {_cell(line)}\n" for line in unexpected)
-    return head + table
+    return head + table + _unready(result.held)
 
 
 def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, rows: int | None = None,

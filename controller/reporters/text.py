@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step
-from . import change, check_line, counts, describe, held_line, in_sync_line, notes, summary, unexpected_lines, verb
+from . import (
+    change,
+    check_line,
+    counts,
+    describe,
+    held_line,
+    in_sync_line,
+    notes,
+    summary,
+    unexpected_lines,
+    unready_line,
+    verb,
+)
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 _STATUS_COLOR = {Status.APPLIED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
@@ -24,10 +36,14 @@ def _gates(plan: Plan, color: bool) -> str:
     if plan.checks:
         lines += ["", "Gates:"]
         lines += ["  " + _paint(check_line(c), "green" if c.ok else "red", color) for c in plan.checks]
-    if plan.blocked:
+    if plan.blocked or plan.held:
         lines += ["", "Held:"]
         lines += ["  " + _paint(held_line(m, plan.frozen[m], len(s)), "yellow", color) for m, s in plan.blocked.items()]
-    return "".join(line + "\n" for line in lines)
+    return "".join(line + "\n" for line in lines + _unready(plan.held, color))
+
+
+def _unready(held: Mapping[str, str], color: bool) -> list[str]:
+    return ["  " + _paint(unready_line(m, reason), "red", color) for m, reason in sorted(held.items())]
 
 
 def render_result(result: ApplyResult, *, color: bool = False) -> str:
@@ -36,7 +52,8 @@ def render_result(result: ApplyResult, *, color: bool = False) -> str:
     footer = _paint(f"{verdict}: {counts(result)}.", "green" if result.ok else "red", color)
     unexpected = "".join(f"\n{_paint('Unexpected: ' + line, 'red', color)}" for line in unexpected_lines(result))
     body = _render(result.tracking_uri, steps, result.outcomes, color, unvouched=result.unexpected.keys())
-    return body + unexpected + f"\n{footer}\n"
+    held = "".join(line + "\n" for line in ["", "Held:", *_unready(result.held, color)] if result.held)
+    return body + unexpected + f"\n{footer}\n" + held
 
 
 def render_outcome(outcome: Outcome, done: int, total: int) -> str:

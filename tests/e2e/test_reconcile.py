@@ -103,7 +103,6 @@ BAD_FILES = {
     "two-stages": ("production: 2\n    staging: [2]", "5:15", "version 2 is listed in both production and staging"),
     "reserved-alias": ("aliases: {latest: 2}", "4:15", "'latest' is reserved"),
     "unknown-key": ("prodution: 2", "4:5", "unknown key 'prodution'; did you mean 'production'?"),
-    "unknown-version": ("production: 9", "4:17", "has no version 9 (it has 1, 2)"),
     "zero-version": ("production: 0", "4:17", "versions are positive whole numbers, got 0"),
 }
 
@@ -156,17 +155,22 @@ def test_unreadable_file_exits_1_fast_and_writes_nothing(
     assert seed.snapshot(registry, [model], times=True) == before
 
 
-def test_unknown_model_exits_1_and_writes_nothing(
-        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
-    model = f"{unique}-m"
+@pytest.mark.parametrize("ghost", ["model", "version"])
+def test_a_model_the_registry_lacks_is_held_alone_and_the_run_exits_1(
+        ghost: str, tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    model, other = f"{unique}-m", f"{unique}-other"
     seed.make_model(registry, model, ["Production", "Staging"])
+    seed.make_model(registry, other, ["Production", "Staging"])
+    held, position, reason = ((f"{unique}-ghost", "5:3", "does not exist in the registry") if ghost == "model"
+                              else (other, "6:17", "has no version 9 (it has 1, 2)"))
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n"
-                                    f"  {unique}-ghost:\n    production: 1\n")
-    before = seed.snapshot(registry, [model], times=True)
+                                    f"  {held}:\n    production: {9 if ghost == 'version' else 1}\n")
+    before = seed.snapshot(registry, [other], times=True)
     result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert result.returncode == 1
-    assert f"stages.yaml:5:3: model '{unique}-ghost' does not exist in the registry" in result.stderr
-    assert seed.snapshot(registry, [model], times=True) == before
+    assert f"{held}: held, nothing planned for it: {reason} (stages.yaml:{position})" in result.stdout, result.stdout
+    assert seed.snapshot(registry, [model])[model]["stages"] == {"1": "Archived", "2": "Production"}
+    assert seed.snapshot(registry, [other], times=True) == before
 
 
 def test_unreachable_registry_fails_fast_with_a_clear_message(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def test_a_registry_of_mostly_other_models_is_read_by_name(tmp_path: Path, mlflo
     assert searches == {"/api/2.0/mlflow/registered-models/search": 3, "/api/2.0/mlflow/model-versions/search": 2}
 
 
-def test_a_server_that_refuses_name_filters_is_read_whole(tmp_path: Path, mlflow_server: Server,
+def test_a_server_that_refuses_name_lists_gives_the_same_plan(tmp_path: Path, mlflow_server: Server,
                                                           registry: seed.ModelRegistryClient, unique: str) -> None:
     _wave(tmp_path, registry, unique)
 
@@ -89,7 +89,7 @@ def test_a_server_that_refuses_name_filters_is_read_whole(tmp_path: Path, mlflow
     with FaultProxy(mlflow_server.uri, faults=refuse_filters) as proxy:
         result = stagectl("plan", "--tracking-uri", proxy.uri, "--format", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert [fault for *_, fault in proxy.injected] == ["reject"]  # refused once, then every page unfiltered
+    assert [fault for *_, fault in proxy.injected] == ["reject"]  # refused once, then asked name by name
     direct = stagectl("plan", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
     assert json.loads(result.stdout)["steps"] == json.loads(direct.stdout)["steps"]
     assert len(json.loads(direct.stdout)["steps"]) >= 2 * MODELS
