@@ -109,8 +109,7 @@ def test_an_apply_paused_past_its_lease_never_undoes_the_apply_that_took_over(
                 [STAGECTL, "apply", "--tracking-uri", proxy.uri, "--lease-ttl", "2", "--format", "json"],
                 cwd=older, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
             assert trap.fired.wait(60), "the first apply never took the lease"
-            result = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--lease-ttl", "2", "--lease-wait", "60",
-                              cwd=newer)
+            result = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--lease-wait", "60", cwd=newer)
             assert result.returncode == 0, result.stderr
             assert "Waiting for the registry lease" in result.stderr  # it met the paused holder's lease
             with Reader(mlflow_server.uri, names) as after:
@@ -147,10 +146,10 @@ def test_a_runner_with_a_fast_clock_cannot_take_a_live_lease(
     fast = _repo(tmp_path / "fast", names, "2")
     before = seed.snapshot(registry, names)
     done = threading.Event()
-    holder = _hold(mlflow_server.uri, 4, done)
+    holder = _hold(mlflow_server.uri, 10, done)
     try:
         with FaultProxy(mlflow_server.uri) as proxy:
-            result = subprocess.run([STAGECTL, "apply", "--tracking-uri", proxy.uri, "--lease-wait", "8"], cwd=fast,
+            result = subprocess.run([STAGECTL, "apply", "--tracking-uri", proxy.uri, "--lease-wait", "14"], cwd=fast,
                                     env=_env(_skewed("+10m")), capture_output=True, text=True, timeout=120)
     finally:
         done.set()
@@ -169,23 +168,23 @@ def test_a_holder_with_a_slow_clock_keeps_its_lease(
 
     def slow_writes(n: int, method: str, path: str, status: int) -> None:
         if path.startswith(TRANSITION[1]):
-            time.sleep(1.5)  # a long apply: it runs for longer than its TTL, renewing all along
+            time.sleep(2.5)  # a long apply: it runs for longer than its TTL, renewing all along
 
     with FaultProxy(mlflow_server.uri, after=slow_writes) as slow_proxy, \
             FaultProxy(mlflow_server.uri) as true_proxy, Reader(mlflow_server.uri, names) as reader:
-        holder = subprocess.Popen([STAGECTL, "apply", "--tracking-uri", slow_proxy.uri, "--lease-ttl", "3",
+        holder = subprocess.Popen([STAGECTL, "apply", "--tracking-uri", slow_proxy.uri, "--lease-ttl", "6",
                                    "--parallelism", "1"], cwd=slow_file, env=_env(_skewed("-10m")),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while TRANSITION not in slow_proxy.seen and time.monotonic() < deadline:
             time.sleep(0.05)
-        waiter = stagectl("apply", "--tracking-uri", true_proxy.uri, "--lease-ttl", "3", "--lease-wait", "60",
+        waiter = stagectl("apply", "--tracking-uri", true_proxy.uri, "--lease-wait", "60",
                           cwd=true_file)
         _, err = holder.communicate(timeout=120)
     assert holder.returncode == 0, err
     assert waiter.returncode == 0 and "Waiting for the registry lease" in waiter.stderr, waiter.stderr
     held_until = max(t for t, m, p in slow_proxy.stamps if (m, p) == TRANSITION)
-    assert held_until - min(t for t, m, p in slow_proxy.stamps if (m, p) == TRANSITION) > 3  # longer than its TTL
+    assert held_until - min(t for t, m, p in slow_proxy.stamps if (m, p) == TRANSITION) > 6  # longer than its TTL
     first_write = min(t for t, m, p in true_proxy.stamps if (m, p) == TRANSITION)
     assert first_write > held_until, "the apply on true time wrote while the slow-clock holder still held the lease"
     assert _production(registry, names) == dict.fromkeys(names, "3")
