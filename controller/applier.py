@@ -66,7 +66,7 @@ def apply(
     registry: Writer,
     *,
     parallelism: int = 1,
-    tags: Mapping[str, str] | None = None,
+    tags: Mapping[str, Mapping[str, str]] | None = None,
     model_tags: Mapping[str, Mapping[str, str]] | None = None,
     live: LiveState | None = None,
     fence: Callable[[], None] = lambda: None,
@@ -76,7 +76,9 @@ def apply(
 ) -> ApplyResult:
     """Run every step; a failed step skips the rest of its model, other models go on.
 
-    `tags` (provenance) are set on every version a step writes, once, after its write is verified.
+    `tags` (provenance, per model) are set, once, on every version a step puts in a serving stage or points
+    an alias at, after its write is verified. A version a step archives keeps the provenance of the apply
+    that last put it in service: the tags answer "why is this version serving", and each one is a request.
     `model_tags` (ownership) are set on a model before its first step: they need the same permission as
     the steps, so a model we may not change fails there, with nothing of it written.
     `fence` is called before every write, and raises LeaseLostError once this apply may no longer write:
@@ -102,8 +104,8 @@ def apply(
     def run(indexes: list[int]) -> None:
         model = plan.steps[indexes[0]].model
         have = live.models.get(model) if live is not None else None
-        _apply_model([(i, plan.steps[i]) for i in indexes], retrying, tags or {}, (model_tags or {}).get(model),
-                     record, have)
+        _apply_model([(i, plan.steps[i]) for i in indexes], retrying, (tags or {}).get(model, {}),
+                     (model_tags or {}).get(model), record, have)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         for future in [pool.submit(run, indexes) for indexes in by_model.values()]:
@@ -201,9 +203,8 @@ def _apply_model(
                 model_tags = None
             _execute(step, registry)
             written = True
-            tag(step.version, step.model)
-            for _, s in covered:
-                tag(s.version, s.model)
+            if isinstance(step, SetAlias) or step.to_stage is not Stage.ARCHIVED:
+                tag(step.version, step.model)
         except LeaseLostError as e:
             halted = str(e)
             if written:  # the step itself went through; only what follows it is held back

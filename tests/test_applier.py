@@ -127,16 +127,17 @@ def test_outcomes_are_reported_as_they_complete() -> None:
     assert sorted(seen) == ["a", "a", "a", "b", "b"]
 
 
-def test_every_written_version_gets_the_provenance_tags_once() -> None:
+def test_every_version_put_in_service_gets_its_models_provenance_once() -> None:
     memory = registry()
-    applier.apply(Plan("u", STORY), memory, tags={"stagectl.commit": "abc"})
-    assert memory.tags == {(m, v): {"stagectl.commit": "abc"} for m, v in
-                           [("a", "1"), ("a", "2"), ("b", "3"), ("b", "4")]}
+    applier.apply(Plan("u", STORY), memory, tags={"a": {"stagectl.commit": "abc"}, "b": {"stagectl.commit": "def"}})
+    # Version 2 of a: promoted and aliased, tagged once; version 1, archived, keeps what it had.
+    assert memory.tags == {("a", "2"): {"stagectl.commit": "abc"}, ("b", "3"): {"stagectl.commit": "def"},
+                           ("b", "4"): {"stagectl.commit": "def"}}
 
 
 def test_a_tag_failure_fails_the_step_that_wrote() -> None:
     memory = registry(fail=("b", "tags"))
-    result = applier.apply(Plan("u", STORY), memory, tags={"stagectl.commit": "abc"})
+    result = applier.apply(Plan("u", STORY), memory, tags={"b": {"stagectl.commit": "abc"}})
     assert [o.status for o in result.outcomes][3:] == [Status.FAILED, Status.SKIPPED]
     assert result.outcomes[3].error == ("written, but its provenance tags could not be set: "
                                         "registry answered PERMISSION_DENIED: tags")
@@ -296,5 +297,5 @@ def test_provenance_a_version_already_carries_is_not_written_again() -> None:
         "2", S, tags={"stagectl.commit_author": "Ana <ana@example.com>"})})
     memory = MemoryRegistry(carried)
     tags = {"stagectl.commit": "abc", "stagectl.commit_author": "Ana <ana@example.com>"}
-    assert applier.apply(PROMOTE, memory, tags=tags, live=LiveState({"a": carried})).ok
-    assert memory.tags == {("a", "2"): {"stagectl.commit": "abc"}, ("a", "1"): tags}
+    assert applier.apply(PROMOTE, memory, tags={"a": tags}, live=LiveState({"a": carried})).ok
+    assert memory.tags == {("a", "2"): {"stagectl.commit": "abc"}}

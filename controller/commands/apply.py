@@ -167,7 +167,7 @@ def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Proven
          held: lease.Lease, live: LiveState, model_tags: dict[str, dict[str, str]]) -> ApplyResult:
     total = len(plan.steps)
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
-    tags = provenance.tags() if provenance else {}
+    tags = dict.fromkeys(plan.models(), provenance.tags()) if provenance else {}
     with _progress(total, out) as progress:
         result = applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
                                fence=held.check, on_outcome=progress)
