@@ -81,7 +81,7 @@ def test_provenance_of_a_file_with_uncommitted_changes_names_head_for_the_models
 def test_provenance_outside_git_is_refused_unless_allowed_and_then_says_so(tmp_path: Path) -> None:
     file = tmp_path / "stages.yaml"
     file.write_text(_stages(1, 1))
-    with pytest.raises(gitops.GitError, match="not in a git checkout.*--allow-dirty"):
+    with pytest.raises(gitops.GitError, match=r"not in a git checkout.*--allow-dirty"):
         pipeline.provenance_of(file, desired.load(file), allow_dirty=False)
     tags = pipeline.provenance_of(file, desired.load(file), allow_dirty=True).tags_for("fraud")
     assert tags["stagectl.commit"] == "none (applied outside git with --allow-dirty)"

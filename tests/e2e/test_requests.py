@@ -38,7 +38,7 @@ def test_a_wave_sends_one_write_per_change_and_no_read_per_step(
         tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
     _wave(tmp_path, registry, unique)
     with FaultProxy(mlflow_server.uri) as proxy:
-        result = stagectl("apply", "--tracking-uri", proxy.uri, cwd=tmp_path)
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     calls = Counter(proxy.seen)
     assert calls[("POST", "/api/2.0/mlflow/model-versions/transition-stage")] == MODELS
