@@ -111,11 +111,10 @@ def _saved_registry(saved: savedplan.SavedPlan, plan_file: Path, given: uris.Giv
     named = given.tracking_uri or given.registry_uri or any(
         os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))
     if named:
-        registry = connect(None, given, out)
-        if registry.display_uri != saved.plan.tracking_uri:
-            raise savedplan.StalePlanError(
-                f"{plan_file} was made for {saved.plan.tracking_uri}, not {registry.display_uri}")
-        return registry
+        elsewhere = uris.redact(uris.locate(given).registry_uri)
+        if elsewhere != saved.plan.tracking_uri:  # refused before any request to it
+            raise savedplan.StalePlanError(f"{plan_file} was made for {saved.plan.tracking_uri}, not {elsewhere}")
+        return connect(None, given, out)
     if saved.registry_uri is None:
         raise savedplan.StalePlanError(
             f"{plan_file} was made for {saved.plan.tracking_uri}, whose address holds secrets a plan does not keep: "
