@@ -1,19 +1,29 @@
-"""What a change to the stages file declares: per model, per stage and alias, before → after. Pure."""
+"""What a change to the stages file declares, before → after: file-wide settings, then per model every stage,
+alias and policy key. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from .model import DesiredModel, DesiredState, Plan, Step, version_key
+from .model import DesiredModel, DesiredState, Plan, Policy, Step, version_key
 
 _STAGES = ("production", "staging", "archived")
+_WHERE_ONLY = frozenset({"name", "position", "version_positions", "alias_positions"})  # where, not what
+_FILE_WHERE_ONLY = frozenset({"path", "models", "defaults"})
+_FILE_KEYS = {"tracking_uri": "registry.tracking_uri", "max_changes": "defaults.policy.max_changes"}
 ABSENT = "—"
+FILE = "(file)"  # how a file-wide change is shown where a model name would be
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    model: str
-    key: str  # production, staging, archived, "alias NAME", or "model" for a model added or dropped
+    model: str | None  # None: a file-wide setting (registry, defaults)
+    key: str  # production, staging, archived, "alias NAME", "policy.KEY", "model" (added or dropped), or a file key
     before: str
     after: str
 
@@ -22,27 +32,98 @@ class Change:
             return "now managed" if self.after != ABSENT else "no longer managed (the registry is left as it is)"
         return f"{self.key}: {self.before} → {self.after}"
 
+    @property
+    def where(self) -> str:
+        return FILE if self.model is None else self.model
+
 
 def diff(before: DesiredState | None, after: DesiredState | None) -> tuple[Change, ...]:
-    """Every declared difference, models in name order, then stages, then aliases by name."""
+    """Every declared difference: file-wide settings first, then models in name order, each with its stages,
+    aliases by name, and policy keys. Policy keys and file settings are found by their fields, so a key
+    added to Policy or DesiredState shows up here without code of its own."""
+    changes = list(_file_changes(before, after))
     old = {m.name: m for m in before.models} if before else {}
     new = {m.name: m for m in after.models} if after else {}
-    changes: list[Change] = []
     for name in sorted(old.keys() | new.keys()):
         was, now = old.get(name), new.get(name)
         if (was is None) != (now is None):
             changes.append(Change(name, "model", "managed" if was else ABSENT, "managed" if now else ABSENT))
-        for key in _STAGES:
-            a, b = _stage(was, key), _stage(now, key)
-            if a != b:
-                changes.append(Change(name, key, a, b))
-        aliases_before = dict(was.aliases) if was else {}
-        aliases_after = dict(now.aliases) if now else {}
-        for alias in sorted(aliases_before.keys() | aliases_after.keys()):
-            a, b = aliases_before.get(alias, ABSENT), aliases_after.get(alias, ABSENT)
-            if a != b:
-                changes.append(Change(name, f"alias {alias}", a, b))
+        changes += _model_changes(name, was, now)
     return tuple(changes)
+
+
+def last_changed(revisions: Iterable[tuple[T, DesiredState | None, DesiredState | None]],
+                 names: Iterable[str]) -> dict[str, T]:
+    """For each named model, the newest revision (of `revisions`, newest first) that changed its declaration.
+
+    One pass over the history for all models; it stops as soon as every model is found.
+    """
+    wanted, found = set(names), dict[str, T]()
+    for revision, before, after in revisions:
+        if wanted <= found.keys():
+            break
+        for change in diff(before, after):
+            if change.model in wanted and change.model not in found:
+                found[change.model] = revision
+    return found
+
+
+def _file_changes(before: DesiredState | None, after: DesiredState | None) -> list[Change]:
+    changes = []
+    for f in dataclasses.fields(DesiredState):
+        if f.name in _FILE_WHERE_ONLY:
+            continue
+        a, b = (_show(getattr(s, f.name)) if s else ABSENT for s in (before, after))
+        if a != b:
+            changes.append(Change(None, _FILE_KEYS.get(f.name, f.name), a, b))
+    changes += _policy_changes(None, "defaults.policy.", before.defaults if before else None,
+                               after.defaults if after else None)
+    return changes
+
+
+def _model_changes(name: str, was: DesiredModel | None, now: DesiredModel | None) -> list[Change]:
+    changes: list[Change] = []
+    for f in dataclasses.fields(DesiredModel):
+        if f.name in _WHERE_ONLY:
+            continue
+        if f.name in _STAGES:
+            a, b = _stage(was, f.name), _stage(now, f.name)
+            if a != b:
+                changes.append(Change(name, f.name, a, b))
+        elif f.name == "aliases":
+            aliases_before = dict(was.aliases) if was else {}
+            aliases_after = dict(now.aliases) if now else {}
+            for alias in sorted(aliases_before.keys() | aliases_after.keys()):
+                a, b = aliases_before.get(alias, ABSENT), aliases_after.get(alias, ABSENT)
+                if a != b:
+                    changes.append(Change(name, f"alias {alias}", a, b))
+        elif f.name == "policy":
+            if now is not None:  # a model no longer managed has no policy left to report
+                changes += _policy_changes(name, "policy.", was.policy if was else None, now.policy)
+        else:
+            a, b = (_show(getattr(m, f.name)) if m else ABSENT for m in (was, now))
+            if a != b:
+                changes.append(Change(name, f.name, a, b))
+    return changes
+
+
+def _policy_changes(model: str | None, prefix: str, was: Policy | None, now: Policy | None) -> list[Change]:
+    changes = []
+    for f in dataclasses.fields(now or was or Policy):
+        a, b = (_show(getattr(p, f.name, None)) if p else ABSENT for p in (was, now))
+        if a != b:
+            changes.append(Change(model, prefix + f.name, a, b))
+    return changes
+
+
+def _show(value: object) -> str:
+    if value is None or (isinstance(value, (Mapping, frozenset, tuple)) and not value):
+        return ABSENT
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    if isinstance(value, (frozenset, tuple)):
+        return ", ".join(sorted(map(str, value)))
+    return str(value)
 
 
 def _stage(model: DesiredModel | None, key: str) -> str:

@@ -135,7 +135,8 @@ def apply(
         int, typer.Option("--parallelism", min=1, max=64, help="Models written concurrently (server registries).")
     ] = 8,
     allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Apply even when the stages file has uncommitted changes.")
+        bool, typer.Option("--allow-dirty", help="Apply even when the stages file has uncommitted changes or is not "
+                                                 "in a git checkout (the provenance tags say so).")
     ] = False,
     max_changes: MaxChangesOption = None,
     lease_wait: Annotated[
@@ -200,12 +201,17 @@ def transition_version(
         typer.Option("--branch", help="Commit the change on this new branch, ready for a pull request.",
                      show_default=False),
     ] = None,
+    move_aliases: Annotated[
+        bool, typer.Option("--move-aliases", help="With --stage: move the aliases of the versions it replaces "
+                                                  "there to this version.")
+    ] = False,
     file: FileOption = Path("stages.yaml"),
 ) -> int:
     """Propose a promotion by editing the stages file (never the registry), keeping its comments and layout."""
     from .commands.transition import transition_version as run
 
-    return run(file, model_name, version, stage.value if stage else None, alias, branch, Output())
+    return run(file, model_name, version, stage.value if stage else None, alias, branch, Output(),
+               move_aliases=move_aliases)
 
 
 @app.command()
@@ -244,7 +250,10 @@ def drift(
                                     "state into the file on a new branch, for review."),
     ] = DriftMode.report,
     branch: Annotated[
-        str | None, typer.Option("--branch", help="Branch name for --mode propose.", show_default=False)
+        str | None,
+        typer.Option("--branch", help="Branch for --mode propose (default stagectl/drift), reset to the current "
+                                      "commit each time, so one pull request follows the open drift.",
+                     show_default=False)
     ] = None,
     parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=64, help="For --mode heal.")] = 8,
 ) -> int:

@@ -366,7 +366,7 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
     registry = data.get("registry") or {}
     return DesiredState(path=name, models=tuple(models), tracking_uri=registry.get("tracking_uri"),
                         registry_uri=registry.get("registry_uri"), max_changes=file_policy.get("max_changes"),
-                        owner=data.get("owner"))
+                        owner=data.get("owner"), defaults=defaults)
 
 
 def _position(mark: Any) -> Position:

@@ -3,51 +3,68 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .changes import Change, diff
 from .model import DesiredModel, DesiredState, LiveModel, Stage, Step
 from .planner import plan_model
 
-COMMIT_TAG = "stagectl.commit"
+APPLIED_TAG = "stagectl.applied_commit"
+COMMIT_TAG = "stagectl.commit"  # older stagectl recorded the commit checked out here
 
 
 class Kind(enum.StrEnum):
     IN_SYNC = "in_sync"
-    PENDING = "pending"  # the file declares something stagectl has not applied yet
-    DRIFTED = "drifted"  # the registry no longer matches what stagectl last applied: changed outside git
-    UNKNOWN = "unknown"  # it differs, and no provenance says what stagectl last applied
+    PENDING = "pending"  # the registry matches the file as an earlier commit declared it: a merge not yet applied
+    DRIFTED = "drifted"  # it matches no declaration since stagectl last applied: changed outside git
+    UNKNOWN = "unknown"  # it differs, matches no declaration in the history, and no apply by stagectl is recorded
 
 
 @dataclass(frozen=True, slots=True)
 class ModelDrift:
     model: str
     kind: Kind
-    applied_commit: str | None
-    restore: tuple[Step, ...] = ()  # DRIFTED: steps back to what was applied; UNKNOWN: steps to the file
-    pending: tuple[Change, ...] = ()  # declared since the applied commit
+    applied_commit: str | None  # the newest commit of the file at or before stagectl's last apply of the model
+    restore: tuple[Step, ...] = ()  # DRIFTED, UNKNOWN: the steps that bring the registry back to the file
+    pending: tuple[Change, ...] = ()  # PENDING: declared since the commit the registry matches
+    matches_commit: str | None = None  # PENDING: the newest commit whose declaration the registry matches
 
     @property
     def drifted(self) -> bool:
         return self.kind in (Kind.DRIFTED, Kind.UNKNOWN)
 
 
-def last_applied(live: LiveModel, history: list[str]) -> str | None:
-    """The newest commit (in `history`, newest first) that some version's provenance tag names."""
-    stamped = {v.tags.get(COMMIT_TAG) for v in live.versions.values()} - {None}
-    return next((sha for sha in history if sha in stamped), None)
+def applied_commits(live: LiveModel) -> set[str]:
+    """The commits stagectl recorded having checked out when it wrote this model's versions."""
+    found = {v.tags.get(APPLIED_TAG) or v.tags.get(COMMIT_TAG) for v in live.versions.values()}
+    return {sha for sha in found if sha}
 
 
-def classify(now: DesiredModel, applied: DesiredModel | None, applied_commit: str | None,
-             live: LiveModel) -> ModelDrift:
-    """`applied` is the model as declared at `applied_commit` (None when unknown)."""
-    if applied is None:
-        steps = tuple(plan_model(now, live))
-        return ModelDrift(now.name, Kind.UNKNOWN if steps else Kind.IN_SYNC, applied_commit, restore=steps)
-    restore = tuple(plan_model(applied, live))
-    pending = tuple(diff(DesiredState("", (applied,)), DesiredState("", (now,))))
-    kind = Kind.DRIFTED if restore else Kind.PENDING if plan_model(now, live) else Kind.IN_SYNC
-    return ModelDrift(now.name, kind, applied_commit, restore, pending if kind is not Kind.IN_SYNC else ())
+def classify(now: DesiredModel, live: LiveModel, declared: Sequence[tuple[str, DesiredModel | None]],
+             applied_commit: str | None) -> ModelDrift:
+    """`declared`: the model as each commit that changed the file declared it, newest first, back to
+    `applied_commit` included (the whole history when no apply is recorded).
+
+    A registry that matches the file now is in sync, whatever its tags say. One that matches what a commit since
+    the last apply declared is behind a merge (an accepted proposal, an adopted export): pending. One that
+    matches none of them was changed outside git.
+    """
+    restore = tuple(plan_model(now, live))
+    if not restore:
+        return ModelDrift(now.name, Kind.IN_SYNC, applied_commit)
+    for sha, then in declared:
+        if then is not None and _matches(then, live):
+            return ModelDrift(now.name, Kind.PENDING, applied_commit,
+                              pending=diff(DesiredState("", (then,)), DesiredState("", (now,))), matches_commit=sha)
+    return ModelDrift(now.name, Kind.DRIFTED if applied_commit else Kind.UNKNOWN, applied_commit, restore)
+
+
+def _matches(declared: DesiredModel, live: LiveModel) -> bool:
+    named = set(declared.archived).union(declared.aliases.values(), *declared.declared().values())
+    if not named <= live.versions.keys():
+        return False  # it names a version the registry no longer has
+    return not plan_model(declared, live)
 
 
 def proposal(now: DesiredModel, live: LiveModel) -> tuple[dict[str, list[str]], dict[str, str]]:

@@ -23,9 +23,25 @@ class EditError(ConfigError):
         super().__init__((Problem(file, message),))
 
 
-def move_version(text: str, model: str, version: str, stage: str, file: str = "stages.yaml") -> str:
+def replaced(text: str, model: str, version: str, stage: str, file: str = "stages.yaml") -> dict[str, str]:
+    """The declared aliases that point at a version `move_version` moves out of `stage`: alias → its version.
+
+    Moving `version` into production or staging replaces the versions declared there; moving it to archived
+    moves `version` itself out of where it was.
+    """
+    current = _model(desired.parse(text, file), model)
+    if current is None:
+        return {}
+    leaving = {version} if stage == "archived" else set(_listed(current, stage)) - {version}
+    return {alias: target for alias, target in sorted(current.aliases.items()) if target in leaving}
+
+
+def move_version(text: str, model: str, version: str, stage: str, file: str = "stages.yaml", *,
+                 move_aliases: bool = False) -> str:
     """Put `version` in `stage` as apply would: for production and staging, the versions it replaces there
-    are declared archived; the version leaves every other list."""
+    are declared archived; the version leaves every other list. With `move_aliases`, the aliases of the
+    versions it replaces point at it instead."""
+    aliases = replaced(text, model, version, stage, file) if move_aliases and stage != "archived" else {}
     current = _model(desired.parse(text, file), model)
     before = {key: _listed(current, key) for key in STAGE_KEYS}
     after = {key: [v for v in values if v != version] for key, values in before.items()}
@@ -39,6 +55,8 @@ def move_version(text: str, model: str, version: str, stage: str, file: str = "s
         new = sorted(set(after[key]), key=version_key)
         if new != before[key]:
             editor.set_versions(model, key, new)
+    for alias in aliases:
+        editor.set_alias(model, alias, version)
     return _checked(editor.result(), file)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,23 +24,40 @@ class Commit:
     subject: str
 
 
+OUTSIDE_GIT = "none (applied outside git with --allow-dirty)"
+UNCOMMITTED = " (applied with uncommitted changes to the stages file)"
+FULL_HISTORY = "check out the full history (actions/checkout: fetch-depth: 0; locally: git fetch --unshallow)"
+
+
+class ShallowCloneError(GitError):
+    """The history a command needs is cut off by a shallow clone, and could not be fetched."""
+
+
 @dataclass(frozen=True, slots=True)
 class Provenance:
-    """Why a write happened: the commit that holds the file, and in CI the run that applied it."""
+    """Why a write happened, per model: the commit that last changed the model's declaration (the one that
+    decided), and the commit checked out when it was applied. `applied` is None outside git (--allow-dirty)."""
 
-    commit: Commit
-    dirty: bool = False
+    applied: Commit | None
+    decided: Mapping[str, Commit] = field(default_factory=dict)  # model → last commit changing its declaration
+    uncommitted: frozenset[str] = frozenset()  # models whose declaration differs from HEAD in the working tree
     run_url: str | None = None
+    outside: str = OUTSIDE_GIT  # what the tags say in place of a commit when there is none
 
-    def tags(self) -> dict[str, str]:
-        subject = self.commit.subject
-        if self.dirty:
-            subject += " (applied with uncommitted changes to the stages file)"
-        tags = {
-            "stagectl.commit": self.commit.sha,
-            "stagectl.commit_author": self.commit.author,
-            "stagectl.commit_subject": subject[:5000],
-        }
+    @property
+    def applied_sha(self) -> str:
+        return self.applied.sha if self.applied else ""
+
+    def tags_for(self, model: str) -> dict[str, str]:
+        """The tags to set on every version of `model` that a write changes."""
+        if self.applied is None:
+            tags = {"stagectl.commit": self.outside, "stagectl.commit_author": "none",
+                    "stagectl.commit_subject": "none", "stagectl.applied_commit": self.outside}
+        else:
+            decided = self.applied if model in self.uncommitted else self.decided.get(model, self.applied)
+            subject = decided.subject + (UNCOMMITTED if model in self.uncommitted else "")
+            tags = {"stagectl.commit": decided.sha, "stagectl.commit_author": decided.author,
+                    "stagectl.commit_subject": subject[:5000], "stagectl.applied_commit": self.applied.sha}
         if self.run_url:
             tags["stagectl.run_url"] = self.run_url
         return tags
@@ -74,7 +91,8 @@ class Checkout:
         try:
             commit = self._repo.commit(ref)
         except (git.BadName, ValueError, git.GitCommandError):
-            raise GitError(f"unknown git ref '{ref}'") from None
+            hint = f" (this is a shallow clone: {FULL_HISTORY})" if self.is_shallow() else ""
+            raise GitError(f"unknown git ref '{ref}'{hint}") from None
         return _text_at(commit, self.path)
 
     def is_dirty(self) -> bool:
@@ -93,6 +111,11 @@ class Checkout:
         url = next(iter(remote.urls), None) if remote is not None else None
         return f"{_repository_name(url) if url else self.root.as_posix()}:{self.path}"
 
+    def current_branch(self) -> str | None:
+        """The branch checked out; None on a detached HEAD."""
+        found: str = self._repo.git.branch("--show-current")
+        return found or None
+
     def has_commits(self) -> bool:
         return bool(self._repo.head.is_valid())
 
@@ -101,24 +124,66 @@ class Checkout:
             raise GitError("the repository has no commits yet")
         return _commit(self._repo.head.commit)
 
-    def history(self) -> Iterator[tuple[Commit, str | None, str | None]]:
-        """(commit, file before, file after) for each commit that changed the file, newest first."""
-        for c in self._repo.iter_commits(paths=self.path):
-            after = _text_at(c, self.path)
-            before = _text_at(c.parents[0], self.path) if c.parents else None
-            yield _commit(c), before, after
-
-    def commit_on_new_branch(self, branch: str, text: str, message: str) -> Commit:
-        """Create `branch` at HEAD, switch to it, and commit `text` as the file: nothing else goes in."""
+    def last_change_at(self, ref: str) -> str | None:
+        """The newest commit at or before `ref` that changed the file; None when git does not know `ref`."""
         import git
 
-        if branch in [h.name for h in self._repo.heads]:
+        if not re.fullmatch(r"[0-9a-f]{7,64}", ref):  # a tag value from the registry: never an option to git
+            return None
+        try:
+            found: str = self._repo.git.rev_list("-1", ref, "--", self.path)
+        except git.GitCommandError:
+            return None
+        return found or None
+
+    def is_shallow(self) -> bool:
+        return bool(self._repo.git.rev_parse("--is-shallow-repository") == "true")
+
+    def history(self, needed_for: str = "this command") -> Iterator[tuple[Commit, str | None, str | None]]:
+        """(commit, file before, file after) for each commit that changed the file, newest first.
+
+        A shallow clone (actions/checkout's default) has its history cut off: it is fetched from the remote
+        when one is configured, and otherwise GitError says how to get it.
+        """
+        self._unshallow(needed_for)
+        try:
+            for c in self._repo.iter_commits(paths=self.path):
+                after = _text_at(c, self.path)
+                before = _text_at(c.parents[0], self.path) if c.parents else None
+                yield _commit(c), before, after
+        except ValueError as e:  # a missing object: a graft boundary or a partial clone
+            raise ShallowCloneError(f"the git history of {self.path} is incomplete ({e}); {needed_for} needs it: "
+                                    f"{FULL_HISTORY}") from None
+
+    def _unshallow(self, needed_for: str) -> None:
+        import git
+
+        if not self.is_shallow():
+            return
+        if self._repo.remotes:
+            try:  # never prompt for credentials: CI has no one to answer
+                self._repo.git.fetch("--unshallow", "--quiet", env={"GIT_TERMINAL_PROMPT": "0"})
+            except git.GitCommandError:
+                pass
+            else:
+                return
+        raise ShallowCloneError(f"{self.root} is a shallow clone and its history could not be fetched; "
+                                f"{needed_for} needs the history of {self.path}: {FULL_HISTORY}")
+
+    def commit_on_new_branch(self, branch: str, text: str, message: str, *, replace: bool = False) -> Commit:
+        """Create `branch` at HEAD, switch to it, and commit `text` as the file: nothing else goes in.
+
+        With `replace`, an existing branch of that name is reset to HEAD first (a proposal updated in place).
+        """
+        import git
+
+        if not replace and branch in [h.name for h in self._repo.heads]:
             raise GitError(f"branch '{branch}' already exists")
         try:
             self._repo.git.check_ref_format("--branch", branch)
         except git.GitCommandError:
             raise GitError(f"'{branch}' is not a valid branch name") from None
-        self._repo.git.switch("-c", branch)
+        self._repo.git.switch("-C" if replace else "-c", branch)
         (self.root / self.path).write_text(text, encoding="utf-8")
         self._repo.git.add("--", self.path)
         self._repo.git.commit("-m", message, "--", self.path)

@@ -93,6 +93,7 @@ class DesiredState:
     registry_uri: str | None = None  # when the registry is not the tracking server (MLflow's own distinction)
     max_changes: int | None = None
     owner: str | None = None  # the file's `owner:` key: who manages its models, where the repository is no name
+    defaults: Policy = Policy()  # defaults.policy as written (each model's policy already includes it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,23 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasWarning:
+    """After the plan, an alias points at a version that serves from no stage: Archived, or in none."""
+
+    model: str
+    alias: str
+    version: str
+    stage: Stage
+    moved: bool  # the plan moves the version there; else it is there already
+
+    def __str__(self) -> str:
+        where = f"{'will be' if self.moved else 'is'} {self.stage}" + (" (in no stage)" if self.stage is Stage.NONE
+                                                                       else "")
+        return (f"{self.model}: alias {self.alias} points at version {self.version}, which {where} after this plan; "
+                f"declare where it should point under the model's aliases: unless that is meant")
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Ordered steps: models by name, and within a model in execution order."""
 
@@ -190,6 +208,7 @@ class Plan:
     # Models the registry cannot take as declared now (missing, a version missing or not READY) → why.
     # Held alone: the other models are planned and applied.
     held: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[AliasWarning, ...] = ()
 
     @property
     def violations(self) -> tuple[Check, ...]:

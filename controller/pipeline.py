@@ -1,13 +1,18 @@
-"""The steps of the pipeline that commands share: find the registry, plan with gates, render a plan."""
+"""The steps of the pipeline that commands share: find the registry, plan with gates, read the file's history,
+say what decided each write, render a plan."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import desired, planner, uris
+from .changes import diff, last_changed
 from .errors import ConfigError
-from .gitops import Checkout
+from .gitops import Checkout, Commit, GitError, Provenance, run_url
 from .model import DesiredState, LiveState, Plan
 from .output import Output
 from .reporters import json as json_report
@@ -37,37 +42,130 @@ def owner(state: DesiredState, file: Path) -> str:
 
 def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
                  before: DesiredState | None = None, base: str | None = None,
-                 max_changes: int | None = None, staged: dict[str, dict[str, str]] | None = None,
+                 max_changes: int | None = None, staged: Staged | None = None,
                  adopt: frozenset[str] = frozenset()) -> Plan:
     """The plan with its gates; a model the registry cannot take as declared is held in it, alone.
 
-    `staged` (see staged_before) may be passed by a caller that plans more than once from one file.
+    `staged` (see staged_before) may be passed by a caller that plans more than once from one file. The file's
+    git history is read only when a promote_from gate cannot be decided without it.
     Models another stages file manages are changed only when `adopt` names them.
     """
     if staged is None:
         staged = staged_before(file, state, before, base)
-    return planner.plan(state, live, registry.display_uri, staged_before=staged, max_changes=max_changes,
-                        owner=owner(state, file), adopt=adopt)
+    who = owner(state, file)
+    result = planner.plan(state, live, registry.display_uri, staged_before=staged.known, max_changes=max_changes,
+                          owner=who, adopt=adopt)
+    if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
+        result = planner.plan(state, live, registry.display_uri, staged_before=staged.get(), max_changes=max_changes,
+                              owner=who, adopt=adopt)
+    return result
 
 
-def staged_before(file: Path, state: DesiredState, before: DesiredState | None,
-                  base: str | None) -> dict[str, dict[str, str]]:
-    """Where each version was last declared in staging: on the base ref, else in the file's git history."""
-    if not any(m.policy.promote_from == "staging" for m in state.models):
-        return {}
-    if before is not None and base is not None:
-        return {m.name: dict.fromkeys(m.staging or (), base) for m in before.models}
+class Staged:
+    """Where each version was last declared in staging: on the base ref, else in the file's git history, which
+    is read on first use only (a shallow clone may not have it)."""
+
+    def __init__(self, file: Path, state: DesiredState, before: DesiredState | None, base: str | None) -> None:
+        self._file = file
+        self.known: dict[str, dict[str, str]] | None = None
+        if not any(m.policy.promote_from == "staging" for m in state.models):
+            self.known = {}
+        elif before is not None and base is not None:
+            self.known = {m.name: dict.fromkeys(m.staging or (), base) for m in before.models}
+
+    def get(self) -> dict[str, dict[str, str]]:
+        if self.known is None:
+            checkout = Checkout.find(self._file)
+            found: dict[str, dict[str, str]] = {}
+            for revision in history(checkout, "the promote_from gate") if checkout else ():
+                for model in revision.after.models if revision.after else ():
+                    for version in model.staging or ():
+                        found.setdefault(model.name, {}).setdefault(version, f"commit {revision.commit.sha[:7]}")
+            self.known = found
+        return self.known
+
+
+def staged_before(file: Path, state: DesiredState, before: DesiredState | None, base: str | None) -> Staged:
+    return Staged(file, state, before, base)
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One commit that changed the stages file, with the file parsed before and after it."""
+
+    commit: Commit
+    before: DesiredState | None  # None: the file did not exist (or did not validate: see readable)
+    after: DesiredState | None
+    readable: bool  # False when the file did not validate at this commit or its parent
+    after_text: str | None
+
+
+_histories: dict[Path, tuple[Revision, ...]] = {}
+
+
+def history(checkout: Checkout, needed_for: str) -> tuple[Revision, ...]:
+    """The stages file's git history, parsed, newest first: walked once per run however many steps ask for it
+    (the history cannot change while a command runs). Raises gitops.ShallowCloneError when it is cut off."""
+    key = checkout.root / checkout.path
+    if key not in _histories:
+        parsed: dict[str, DesiredState | ConfigError] = {}
+
+        def load(text: str | None, commit: Commit) -> DesiredState | None:
+            if text is None:
+                return None
+            if text not in parsed:
+                try:
+                    parsed[text] = desired.parse(text, f"{commit.sha[:7]}:{checkout.path}")
+                except ConfigError as e:
+                    parsed[text] = e
+            found = parsed[text]
+            if isinstance(found, ConfigError):
+                raise found
+            return found
+
+        revisions = []
+        for commit, before, after in checkout.history(needed_for):
+            try:
+                revisions.append(Revision(commit, load(before, commit), load(after, commit), True, after))
+            except ConfigError:
+                revisions.append(Revision(commit, None, None, False, after))
+        _histories[key] = tuple(revisions)
+    return _histories[key]
+
+
+def provenance_of(file: Path, state: DesiredState, allow_dirty: bool, models: Iterable[str] | None = None,
+               outside: str | None = None) -> Provenance:
+    """What decided each model's declaration (the last commit that changed it) and the commit checked out.
+
+    Refuses a file outside git, or with uncommitted changes, unless allowed; then the tags say so. `models`
+    limits the history walk to those models (all of the file's by default).
+    """
     checkout = Checkout.find(file)
-    found: dict[str, dict[str, str]] = {}
-    for commit, _, text_then in checkout.history() if checkout else ():
+    if checkout is None or not checkout.has_commits():
+        if not allow_dirty:
+            where = "not in a git checkout" if checkout is None else "in a git repository with no commits"
+            raise GitError(f"{file} is {where}: what reaches the registry must be a commit (run from a clone of "
+                           "the repository that holds it, or pass --allow-dirty to go ahead, recorded as applied "
+                           "outside git)")
+        unknown = Provenance(None, run_url=run_url())
+        return dataclasses.replace(unknown, outside=outside) if outside else unknown
+    dirty = checkout.is_dirty()
+    if dirty and not allow_dirty:
+        raise GitError(f"{file} has uncommitted changes: what reaches the registry must be a commit "
+                       "(commit the change, or pass --allow-dirty)")
+    names = [m.name for m in state.models] if models is None else list(models)
+    readable = [(r.commit, r.before, r.after) for r in history(checkout, "recording the commit behind each write")
+                if r.readable] if names else []
+    decided = last_changed(readable, names)
+    uncommitted: frozenset[str] = frozenset()
+    if dirty:
+        text_at_head = checkout.read_at("HEAD")
         try:
-            then = desired.parse(text_then or "", f"{commit.sha[:7]}:{file}")
+            at_head = desired.parse(text_at_head, f"HEAD:{checkout.path}") if text_at_head else None
         except ConfigError:
-            continue
-        for model in then.models:
-            for version in model.staging or ():
-                found.setdefault(model.name, {}).setdefault(version, f"commit {commit.sha[:7]}")
-    return found
+            at_head = None
+        uncommitted = frozenset(c.model for c in diff(at_head, state) if c.model is not None)
+    return Provenance(checkout.head(), decided, uncommitted, run_url())
 
 
 def render(plan: Plan, fmt: str, source: str, out: Output) -> str:

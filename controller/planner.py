@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from .errors import Problem
 from .model import (
+    AliasWarning,
     Check,
     DesiredModel,
     DesiredState,
@@ -89,7 +90,29 @@ def plan(
     if limit is not None and len(steps) > limit:
         checks.append(Check("max_changes", None, None, False,
                             f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
-    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held)
+    warnings = alias_warnings(steps, {m.name: live.models[m.name] for m in desired.models
+                                      if m.name in live.models and m.name not in held})
+    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held, warnings)
+
+
+def alias_warnings(steps: list[Step], live: Mapping[str, LiveModel]) -> tuple[AliasWarning, ...]:
+    """Aliases that, once `steps` ran, would point at an Archived version or one in no stage."""
+    stages = {name: {v: lv.stage for v, lv in model.versions.items()} for name, model in live.items()}
+    aliases = {name: dict(model.aliases) for name, model in live.items()}
+    moved: set[tuple[str, str]] = set()
+    for step in steps:
+        if isinstance(step, Transition):
+            stages[step.model][step.version] = step.to_stage
+            moved.add((step.model, step.version))
+        else:
+            aliases[step.model][step.alias] = step.version
+    found = []
+    for name in sorted(live):
+        for alias, version in sorted(aliases[name].items()):
+            stage = stages[name].get(version)
+            if stage is Stage.ARCHIVED or stage is Stage.NONE:
+                found.append(AliasWarning(name, alias, version, stage, (name, version) in moved))
+    return tuple(found)
 
 
 def _ownership(model: str, current: str | None, owner: str, adopt: frozenset[str]) -> list[Check]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import jsonschema
 
+from . import uris
 from .errors import ConfigError, ControllerError, Problem
+from .gitops import Commit, Provenance
 from .model import Check, LiveModel, LiveState, Plan, SetAlias, Stage, Step, Transition, version_key
 from .reporters.json import plan_data
 
@@ -38,6 +41,20 @@ class SavedPlan:
     plan: Plan
     source: Source
     snapshot: Mapping[str, Mapping[str, Any]]  # model → {"versions": {v: stage}, "aliases": {a: v}}
+    registry_uri: str | None = None  # where to apply it: the URI without credentials; None if it cannot be kept
+    tags: Mapping[str, Mapping[str, str]] | None = None  # model → provenance tags, as apply would set them
+
+
+def registry_uri(uri: str) -> str | None:
+    """The registry's URI as a plan can keep it: user:password@ dropped (credentials come from the environment
+    at apply time), None when a secret is part of the address itself (a token in the query)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    if "@" in parts.netloc:
+        uri = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return None if uris.MASK in uris.redact(uri) else uri
 
 
 def snapshot(model: LiveModel) -> dict[str, Any]:
@@ -49,17 +66,65 @@ def fingerprint(state: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def dump(plan: Plan, live: LiveState, source: Source) -> str:
+def dump(plan: Plan, live: LiveState, source: Source, uri: str, provenance: Provenance) -> str:
     touched = sorted(set(plan.models()) | set(plan.blocked))
     states = {name: snapshot(live.models[name]) for name in touched}
     data = {
         "kind": KIND,
         **plan_data(plan),
+        "registry_uri": registry_uri(uri),
         "source": {"path": source.path, "sha256": source.sha256, "commit": source.commit,
                    "author": source.author, "subject": source.subject, "owner": source.owner},
+        "provenance": {name: {k: v for k, v in provenance.tags_for(name).items() if k != "stagectl.run_url"}
+                       for name in plan.models()},
         "live": {name: {**state, "fingerprint": fingerprint(state)} for name, state in states.items()},
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+def provenance(saved: SavedPlan, run_url: str | None) -> Provenance:
+    """The provenance apply records for a saved plan: what the plan recorded, and the run applying it."""
+    source = saved.source
+    applied = Commit(source.commit, source.author or "", "", source.subject or "") if source.commit else None
+    if saved.tags is None:  # saved before plans recorded each model's provenance: the commit planned from
+        return Provenance(applied, run_url=run_url, outside="none (planned outside git)")
+    return _Recorded(applied, run_url=run_url, recorded=saved.tags)
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded(Provenance):
+    recorded: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def tags_for(self, model: str) -> dict[str, str]:
+        if model not in self.recorded:
+            return Provenance.tags_for(self, model)
+        tags = dict(self.recorded[model])
+        if self.run_url:
+            tags["stagectl.run_url"] = self.run_url
+        return tags
+
+
+def expected(saved: SavedPlan) -> dict[str, dict[str, Any]]:
+    """Each touched model as the plan leaves it: the snapshot with every step carried out."""
+    after = {name: {"versions": dict(s["versions"]), "aliases": dict(s["aliases"])}
+             for name, s in saved.snapshot.items()}
+    for step in saved.plan.steps:
+        if isinstance(step, Transition):
+            after[step.model]["versions"][step.version] = step.to_stage.value
+        else:
+            after[step.model]["aliases"][step.alias] = step.version
+    return after
+
+
+def already_applied(saved: SavedPlan, live: LiveState) -> bool:
+    """Whether the registry is exactly where the plan leads (and the plan changes something)."""
+    if saved.plan.in_sync:
+        return False
+    for name, state in expected(saved).items():
+        model = live.models.get(name)
+        if model is None or fingerprint(snapshot(model)) != fingerprint(state):
+            return False
+    return True
 
 
 def load(text: str, name: str) -> SavedPlan:
@@ -76,7 +141,7 @@ def load(text: str, name: str) -> SavedPlan:
     )
     source = Source(**data["source"])
     states = {name: {"versions": s["versions"], "aliases": s["aliases"]} for name, s in data["live"].items()}
-    return SavedPlan(plan, source, states)
+    return SavedPlan(plan, source, states, data.get("registry_uri"), data.get("provenance"))
 
 
 def changes_since(saved: SavedPlan, live: LiveState) -> list[str]:

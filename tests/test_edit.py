@@ -86,3 +86,13 @@ def test_names_that_yaml_would_misread_are_quoted() -> None:
 def test_an_invalid_file_is_refused_not_edited() -> None:
     with pytest.raises(ConfigError, match="duplicate key"):
         edit.move_version(FILE + "  churn-model: {}\n", "fraud-detector", "3", "production")
+
+
+def test_moving_a_version_into_a_stage_names_the_aliases_left_on_the_versions_it_replaces() -> None:
+    assert edit.replaced(FILE, "fraud-detector", "3", "production") == {"champion": "2"}
+    assert edit.replaced(FILE, "fraud-detector", "2", "archived") == {"champion": "2"}
+    assert edit.replaced(FILE, "fraud-detector", "3", "staging") == {}
+    kept = edit.move_version(FILE, "fraud-detector", "3", "production")
+    assert "      champion: 2      # serving" in kept
+    moved = edit.move_version(FILE, "fraud-detector", "3", "production", move_aliases=True)
+    assert changed_lines(kept, moved) == ["-      champion: 2      # serving", "+      champion: 3      # serving"]

@@ -263,20 +263,54 @@ def test_max_changes_counts_the_whole_plan_and_the_command_line_can_raise_it() -
 
 # -- drift classification ------------------------------------------------------------------------------------
 
-def test_drift_classifies_by_what_stagectl_last_applied() -> None:
+def test_drift_a_registry_matching_the_file_is_in_sync_whatever_its_tags_say() -> None:
     from controller import drift
 
-    applied = want(production=[1])
-    stamped = LiveModel("m", {"1": LiveVersion("1", P, tags={"stagectl.commit": "c1"}), "2": LiveVersion("2", S)}, {})
-    assert drift.last_applied(stamped, ["c2", "c1", "c0"]) == "c1"
-    assert drift.classify(applied, applied, "c1", stamped).kind is drift.Kind.IN_SYNC
-    pending = drift.classify(want(production=[2]), applied, "c1", stamped)
-    assert pending.kind is drift.Kind.PENDING and [str(c) for c in pending.pending] == ["production: 1 → 2"]
+    now = want(production=[2])
+    tagged_long_ago = LiveModel("m", {"1": LiveVersion("1", A, tags={"stagectl.applied_commit": "c0"}),
+                                      "2": LiveVersion("2", P)}, {})
+    assert drift.classify(now, tagged_long_ago, [("c1", want(production=[1]))], "c0").kind is drift.Kind.IN_SYNC
+
+
+def test_drift_a_registry_matching_a_declaration_since_the_last_apply_is_pending() -> None:
+    from controller import drift
+
+    live_now = LiveModel("m", {"1": LiveVersion("1", P, tags={"stagectl.applied_commit": "c1"}),
+                               "2": LiveVersion("2", S)}, {})
+    assert drift.applied_commits(live_now) == {"c1"}
+    # c2 accepted the registry as it is (a merged proposal, or an adopted export); c3 asks for more.
+    declared = [("c3", want(production=[2])), ("c2", want(production=[1])), ("c1", want(production=[3]))]
+    pending = drift.classify(want(production=[2]), live_now, declared, "c1")
+    assert pending.kind is drift.Kind.PENDING and not pending.drifted
+    assert pending.matches_commit == "c2" and [str(c) for c in pending.pending] == ["production: 1 → 2"]
+
+
+def test_drift_a_registry_matching_no_declaration_since_the_last_apply_changed_outside_git() -> None:
+    from controller import drift
+
     clicked = LiveModel("m", {"1": LiveVersion("1", A, tags={"stagectl.commit": "c1"}), "2": LiveVersion("2", P)}, {})
-    drifted = drift.classify(applied, applied, "c1", clicked)
+    assert drift.applied_commits(clicked) == {"c1"}  # what older versions recorded
+    now = want(production=[1])
+    drifted = drift.classify(now, clicked, [("c1", now)], "c1")
     assert drifted.kind is drift.Kind.DRIFTED and drifted.drifted
-    assert drift.classify(applied, None, None, clicked).kind is drift.Kind.UNKNOWN
-    assert drift.proposal(applied, clicked) == ({"production": ["2"]}, {})
+    assert [brief(s) for s in drifted.restore] == ["m: 2 Production>Archived by 1", "m: 1 Archived>Production +archive"]
+    assert drift.classify(now, clicked, [("c1", now)], None).kind is drift.Kind.UNKNOWN
+    # A declaration naming a version the registry no longer has matches nothing (and does not fail).
+    assert drift.classify(now, clicked, [("c0", want(production=[9]))], "c0").kind is drift.Kind.DRIFTED
+    assert drift.proposal(now, clicked) == ({"production": ["2"]}, {})
+
+
+# -- alias warnings ------------------------------------------------------------------------------------------
+
+def test_plan_warns_when_an_alias_is_left_on_a_version_it_archives() -> None:
+    state = desired(want(production=[2], archived=[1]))
+    lives = live(live_model(stages={1: P, 2: S, 3: N}, aliases={"champion": 1, "shadow": 3, "next": 2}))
+    warnings = planner.plan(state, lives, "u").warnings
+    assert [(w.alias, w.version, w.stage, w.moved) for w in warnings] == [("champion", "1", A, True),
+                                                                         ("shadow", "3", N, False)]
+    assert str(warnings[0]).startswith("m: alias champion points at version 1, which will be Archived after this plan")
+    moved_along = desired(want(production=[2], archived=[1], aliases={"champion": 2}))
+    assert [w.alias for w in planner.plan(moved_along, lives, "u").warnings] == ["shadow"]
 
 
 def test_a_model_another_file_manages_is_a_violated_owner_gate_unless_adopted() -> None:

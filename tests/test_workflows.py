@@ -80,6 +80,25 @@ def test_reconcile_never_cancels_and_skips_superseded_runs() -> None:
     assert workflow["jobs"]["propose"]["permissions"] == {"contents": "write", "pull-requests": "write"}
 
 
+@pytest.mark.parametrize(("workflow", "job"), [
+    ("stagectl-reconcile.yml", "apply"), ("stagectl-reconcile.yml", "propose"), ("stagectl-pr.yml", "plan")])
+def test_jobs_that_read_the_files_history_check_all_of_it_out(workflow: str, job: str) -> None:
+    """apply and drift read the stages file's history (provenance, promote_from, what was last applied) and
+    plan --base the base branch: a depth-1 checkout, actions/checkout's default, has neither."""
+    steps = load(ROOT / ".github/workflows" / workflow)["jobs"][job]["steps"]
+    (checkout,) = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_scheduled_proposals_keep_one_branch_and_one_pull_request() -> None:
+    (step,) = [s for s in load(ROOT / ".github/workflows/stagectl-reconcile.yml")["jobs"]["propose"]["steps"]
+               if s.get("name") == "Propose"]
+    assert 'branch="stagectl/drift"' in step["run"] and "RUN_ID" not in step["run"]
+    assert "git push --force" in step["run"]
+    assert 'gh pr list --repo "$REPO" --head "$branch" --state open' in step["run"]
+    assert step["run"].index("gh pr list") < step["run"].index("gh pr create")
+
+
 def test_pre_commit_hook_validates_stages_files() -> None:
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "stagectl-validate" and hook["entry"] == "stagectl validate"

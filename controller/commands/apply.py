@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from .. import applier, desired, github, gitops, lease, pipeline, planner, savedplan, uris
 from ..errors import ConfigError, GateError, Problem
 from ..model import ApplyResult, DesiredState, LiveState, Outcome, Plan, Status, Step, ownership_tags
-from ..pipeline import checked_plan, connect, render, staged_before
+from ..pipeline import checked_plan, connect, provenance_of, render, staged_before
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
 from . import Output
@@ -26,7 +27,7 @@ def apply(file: Path, given: uris.Given, fmt: str, parallelism: int, allow_dirty
     """Apply the file; `lease_times` is (how long to wait for the lease, how long a held lease lasts)."""
     state = desired.load(file)
     _refuse_unknown(adopt, state)
-    provenance = _provenance(file, allow_dirty)
+    provenance = _provenance(file, state, allow_dirty)
     registry = connect(state, given, out)
     staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
     owner = pipeline.owner(state, file)
@@ -42,7 +43,7 @@ def apply(file: Path, given: uris.Given, fmt: str, parallelism: int, allow_dirty
         _note_lease(registry, out)
         return _in_sync(plan, fmt, file, out)
     workers = parallelism if registry.parallel_writes else 1
-    with _lease(registry, provenance.commit.sha if provenance else "", lease_times, out) as held:
+    with _lease(registry, provenance.applied_sha, lease_times, out) as held:
         plan, live = current_plan()  # what another apply did while we waited is live now
         result = None
         if not plan.in_sync:
@@ -71,16 +72,12 @@ def apply_saved(plan_file: Path, given: uris.Given, fmt: str, parallelism: int,
         raise ConfigError((Problem(str(plan_file), f"cannot read the saved plan: {e.strerror}"),)) from None
     saved = savedplan.load(text, str(plan_file))
     _refuse_violations(saved.plan)
-    registry = connect(None, given, out)
-    if registry.display_uri != saved.plan.tracking_uri:
-        raise savedplan.StalePlanError(
-            f"{plan_file} was made for {saved.plan.tracking_uri}, not {registry.display_uri}")
+    registry = _saved_registry(saved, plan_file, given, out)
     if saved.plan.in_sync:
         return _in_sync(saved.plan, fmt, Path(saved.source.path), out)
     workers = parallelism if registry.parallel_writes else 1
     source = saved.source
-    provenance = gitops.Provenance(gitops.Commit(source.commit, source.author or "", "", source.subject or ""),
-                                   run_url=gitops.run_url()) if source.commit else None
+    provenance = savedplan.provenance(saved, gitops.run_url())
 
     def refuse_if_stale(live: LiveState, written: str) -> None:
         changed = savedplan.changes_since(saved, live)
@@ -89,16 +86,40 @@ def apply_saved(plan_file: Path, given: uris.Given, fmt: str, parallelism: int,
                 f"saved plan {plan_file} is stale: the registry changed since it was made; {written}. "
                 "Plan again.\n" + "\n".join(f"  {c}" for c in changed))
 
-    refuse_if_stale(registry.read(list(saved.snapshot)), "nothing was written")  # before the lease: no write
+    done = f"{plan_file} is already applied: the registry is in the state it leads to; nothing was written"
+    live = registry.read(list(saved.snapshot))
+    if savedplan.already_applied(saved, live):  # before the lease: no write at all
+        out.info(done)
+        return 0
+    refuse_if_stale(live, "nothing was written")  # before the lease: no write
     owner = saved.source.owner or ""
     with _lease(registry, source.commit or "", lease_times, out) as held:
         live = registry.read(list(saved.snapshot))
+        if savedplan.already_applied(saved, live):  # another apply of this plan finished while we waited
+            out.info(done)
+            return 0
         refuse_if_stale(live, "no model was changed")
         result = _run(saved.plan, registry, workers, provenance, out, held, live,
                       _ownership(saved.plan, live, owner) if owner else {})
     code = _finish(result, fmt, out)
     _warn_release(held, out)
     return code
+
+
+def _saved_registry(saved: savedplan.SavedPlan, plan_file: Path, given: uris.Given, out: Output) -> Registry:
+    """The registry the plan was made for; one named on the command line or in the environment must be it."""
+    named = given.tracking_uri or given.registry_uri or any(
+        os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))
+    if named:
+        elsewhere = uris.redact(uris.locate(given).registry_uri)
+        if elsewhere != saved.plan.tracking_uri:  # refused before any request to it
+            raise savedplan.StalePlanError(f"{plan_file} was made for {saved.plan.tracking_uri}, not {elsewhere}")
+        return connect(None, given, out)
+    if saved.registry_uri is None:
+        raise savedplan.StalePlanError(
+            f"{plan_file} was made for {saved.plan.tracking_uri}, whose address holds secrets a plan does not keep: "
+            "name it with --tracking-uri or MLFLOW_TRACKING_URI")
+    return connect(None, uris.Given(registry_uri=saved.registry_uri, tracking_uri=saved.registry_uri), out)
 
 
 def _lease(registry: Registry, commit: str, times: tuple[float, float],
@@ -163,11 +184,11 @@ def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     return 1 if plan.held else 0
 
 
-def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance | None, out: Output,
+def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Provenance, out: Output,
          held: lease.Lease, live: LiveState, model_tags: dict[str, dict[str, str]]) -> ApplyResult:
     total = len(plan.steps)
     out.info(f"Applying {total} step{'' if total == 1 else 's'} to {plan.tracking_uri}")
-    tags = dict.fromkeys(plan.models(), provenance.tags()) if provenance else {}
+    tags = {model: provenance.tags_for(model) for model in plan.models()}
     with _progress(total, out) as progress:
         result = applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
                                fence=held.check, on_outcome=progress)
@@ -214,16 +235,10 @@ def _refuse_violations(plan: Plan) -> None:
                         f"{'s' if len(plan.violations) != 1 else ''}; nothing was written:\n{lines}")
 
 
-def _provenance(file: Path, allow_dirty: bool) -> gitops.Provenance | None:
-    """The commit behind this apply; refuses a stages file with uncommitted changes unless allowed."""
-    checkout = gitops.Checkout.find(file)
-    if checkout is None:
-        return None
-    dirty = checkout.is_dirty()
-    if dirty and not allow_dirty:
-        raise gitops.GitError(f"{file} has uncommitted changes: what reaches the registry must be a commit "
-                              "(commit the change, or pass --allow-dirty)")
-    return gitops.Provenance(checkout.head(), dirty=dirty, run_url=gitops.run_url())
+def _provenance(file: Path, state: DesiredState, allow_dirty: bool) -> gitops.Provenance:
+    """Per model, the commit that last changed its declaration, and the commit checked out; refuses a stages
+    file outside git or with uncommitted changes unless allowed."""
+    return provenance_of(file, state, allow_dirty)
 
 
 def _render(result: ApplyResult, fmt: str, out: Output) -> str:

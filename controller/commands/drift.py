@@ -3,49 +3,34 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import desired, drift, edit, planner, uris
+from .. import desired, drift, edit, pipeline, planner, uris
 from ..drift import Kind, ModelDrift
-from ..errors import ConfigError
 from ..gitops import Checkout, GitError
-from ..model import DesiredModel, DesiredState, LiveState
+from ..model import DesiredModel, DesiredState, LiveModel, LiveState
 from ..pipeline import connect
 from ..reporters import describe, unready_line
 from ..reporters import json as json_report
 from . import Output
+
+BRANCH = "stagectl/drift"  # one proposal branch, updated in place: one pull request per open drift
 
 
 def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, mode: str,
                   branch: str | None, apply_options: tuple[int, tuple[float, float]], out: Output) -> int:
     state = desired.load(file)
     checkout = Checkout.find(file)
-    history = [c for c, _, _ in checkout.history()] if checkout else []
     registry = connect(state, given, out)
     live = registry.read([m.name for m in state.models])
     held = {m.name: "; ".join(reason for _, reason in reasons) for m in state.models
             if (reasons := planner.check_model(m, live.models.get(m.name)))}
-    at_commit: dict[str, DesiredState | None] = {}
-
-    def declared_at(sha: str, name: str) -> DesiredModel | None:
-        if sha not in at_commit:
-            text = checkout.read_at(sha) if checkout else None
-            try:
-                at_commit[sha] = desired.parse(text, f"{sha[:7]}:{file}") if text else None
-            except ConfigError:
-                at_commit[sha] = None
-        found = at_commit[sha]
-        return next((m for m in found.models if m.name == name), None) if found else None
-
-    shas = [c.sha for c in history]
-    report = []
-    for model in state.models:
-        if model.name in held:
-            continue  # the registry cannot take its declaration now: reported as held, the others go on
-        sha = drift.last_applied(live.models[model.name], shas)
-        applied = declared_at(sha, model.name) if sha else None
-        report.append(drift.classify(model, applied, sha, live.models[model.name]))
+    # The registry cannot take a held model's declaration now: reported as held, the others go on.
+    models = [m for m in state.models if m.name not in held]
+    differ = [m for m in models if planner.plan_model(m, live.models[m.name])]
+    # The history is read only when something differs: an in-sync registry needs none (nor a full clone).
+    revisions = pipeline.history(checkout, "drift") if differ and checkout else ()
+    report = [_classify(model, live.models[model.name], revisions, checkout) for model in models]
     out.data(_render(report, registry.display_uri, str(file), fmt, held))
     drifted = [d for d in report if d.drifted]
     if mode == "heal" and any(d.kind is not Kind.IN_SYNC for d in report):
@@ -53,26 +38,57 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
 
         out.info("Healing: applying stages.yaml")
         return apply(file, given, "text", apply_options[0], False, None, apply_options[1], out)
-    if mode == "propose" and drifted:
-        return _propose(file, state, live, drifted, checkout, branch, out) or (1 if held else 0)
+    if mode == "propose":
+        return _propose(file, state, live, drifted, checkout, branch or BRANCH, out) or (1 if held else 0)
     return 1 if held else 2 if detailed_exitcode and drifted else 0
 
 
+def _classify(model: DesiredModel, live: LiveModel, revisions: tuple[pipeline.Revision, ...],
+              checkout: Checkout | None) -> ModelDrift:
+    order = {r.commit.sha: i for i, r in enumerate(revisions)}
+    # An apply records the commit checked out, which need not have changed the file: the file's own last
+    # change at or before it is what was applied.
+    at = {checkout.last_change_at(sha) for sha in drift.applied_commits(live)} if checkout and revisions else set()
+    known = sorted((sha for sha in at if sha in order), key=order.__getitem__)
+    applied = known[0] if known else None
+    declared = []
+    for revision in revisions:
+        if revision.readable:
+            then = next((m for m in revision.after.models if m.name == model.name), None) if revision.after else None
+            declared.append((revision.commit.sha, then))
+        if revision.commit.sha == applied:
+            break
+    return drift.classify(model, live, declared, applied)
+
+
 def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[ModelDrift], checkout: Checkout | None,
-             branch: str | None, out: Output) -> int:
-    """Write what the registry now holds into the stages file, on a new branch, for a person to review."""
+             branch: str, out: Output) -> int:
+    """Write what the registry now holds into the stages file, on the proposal branch, for a person to review."""
+    if not drifted:
+        out.info("Nothing to propose: no model was changed outside git; no branch or commit made")
+        return 0
     if checkout is None:
         raise GitError(f"{file} is not in a git repository: --mode propose needs one to make a branch")
+    if checkout.is_dirty():
+        raise GitError(f"{file} has uncommitted changes; commit or stash them before --mode propose")
+    if checkout.current_branch() == branch:
+        raise GitError(f"'{branch}' is checked out: run --mode propose from the branch the proposal starts from "
+                       "(e.g. main), or name another branch with --branch")
     text = file.read_text(encoding="utf-8")
     models = {m.name: m for m in state.models}
+    new = text
     for d in drifted:
         stages, aliases = drift.proposal(models[d.model], live.models[d.model])
-        text = edit.declare(text, d.model, stages, aliases, str(file))
-    name = branch or f"stagectl/drift-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        new = edit.declare(new, d.model, stages, aliases, str(file))
+    if new == text:
+        out.info(f"Nothing to propose: {file} cannot declare these changes (they are to keys it leaves undeclared); "
+                 "no branch or commit made")
+        return 0
     names = ", ".join(d.model for d in drifted)
-    commit = checkout.commit_on_new_branch(name, text, f"Accept registry changes made outside git: {names}")
-    out.info(f"Proposed: committed {commit.sha[:7]} on new branch '{name}'; open a pull request to accept "
-             "the registry as it is, or run with --mode heal to restore the file's state")
+    commit = checkout.commit_on_new_branch(branch, new, f"Accept registry changes made outside git: {names}",
+                                           replace=True)
+    out.info(f"Proposed: committed {commit.sha[:7]} on branch '{branch}' (reset to start from the current commit); "
+             "open a pull request to accept the registry as it is, or run with --mode heal to restore the file's state")
     return 0
 
 
@@ -80,6 +96,7 @@ def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dic
     if fmt == "json":
         return json.dumps({"format_version": 1, "tracking_uri": uri, "models": [
             {"model": d.model, "status": d.kind.value, "applied_commit": d.applied_commit,
+             "matches_commit": d.matches_commit,
              "pending": [{"key": c.key, "before": c.before, "after": c.after} for c in d.pending],
              "restore_steps": [json_report.step_data(s) for s in d.restore]} for d in report],
             "held": [{"model": m, "reason": r} for m, r in sorted(held.items())]}, indent=2) + "\n"
@@ -87,13 +104,14 @@ def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dic
     for d in report:
         at = f" {d.applied_commit[:7]}" if d.applied_commit else ""
         if d.kind is Kind.DRIFTED:
-            lines.append(f"{d.model}: CHANGED OUTSIDE GIT since stagectl applied{at}; to restore:")
+            lines.append(f"{d.model}: CHANGED OUTSIDE GIT since stagectl applied{at}; to restore {source}:")
             lines += [f"    {describe(s)}" for s in d.restore]
         elif d.kind is Kind.UNKNOWN:
             lines.append(f"{d.model}: differs from {source}, and no apply by stagectl is recorded on it:")
             lines += [f"    {describe(s)}" for s in d.restore]
         elif d.kind is Kind.PENDING:
-            lines.append(f"{d.model}: merged change not yet applied (applied{at} → now): "
+            matches = (d.matches_commit or "")[:7]
+            lines.append(f"{d.model}: merged change not yet applied (the registry matches {matches} → now): "
                          + "; ".join(str(c) for c in d.pending))
         else:
             lines.append(f"{d.model}: in sync")

@@ -6,11 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import desired
+from .. import pipeline
 from ..changes import Change, diff
-from ..errors import ConfigError
 from ..gitops import Checkout, Commit
-from ..model import DesiredState
 from . import Output
 
 
@@ -46,21 +44,14 @@ def history(model: str, file: Path, fmt: str, out: Output) -> int:
 
 
 def _entries(checkout: Checkout, model: str) -> list[Entry]:
-    parsed: dict[str | None, DesiredState | None] = {None: None}
-
-    def load(text: str | None, commit: Commit) -> DesiredState | None:
-        if text not in parsed:
-            parsed[text] = desired.parse(text or "", f"{commit.sha[:7]}:{checkout.path}")
-        return parsed[text]
-
     entries = []
-    for commit, before, after in checkout.history():
-        try:
-            changes = tuple(c for c in diff(load(before, commit), load(after, commit)) if c.model == model)
-        except ConfigError:
-            if after is not None and model in after:
-                entries.append(Entry(commit, (), note="(the file did not validate at this commit or its parent)"))
+    for revision in pipeline.history(checkout, "history"):
+        if not revision.readable:
+            if revision.after_text is not None and model in revision.after_text:
+                entries.append(Entry(revision.commit, (),
+                                     note="(the file did not validate at this commit or its parent)"))
             continue
+        changes = tuple(c for c in diff(revision.before, revision.after) if c.model == model)
         if changes:
-            entries.append(Entry(commit, changes))
+            entries.append(Entry(revision.commit, changes))
     return entries

@@ -9,7 +9,7 @@ from .. import desired, github, planner, savedplan, uris
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
-from ..pipeline import checked_plan, connect, owner, render
+from ..pipeline import checked_plan, connect, owner, provenance_of, render
 from ..reporters import json as json_report
 from ..reporters import markdown, text
 from . import Output
@@ -25,7 +25,9 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
     result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes,
                           adopt=adopt)
     if save_to is not None:
-        save_to.write_text(savedplan.dump(result, live, _source(file, owner(state, file))), encoding="utf-8")
+        recorded = provenance_of(file, state, True, result.models(), outside="none (planned outside git)")
+        save_to.write_text(savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded),
+                           encoding="utf-8")
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ..model import ApplyResult, Check, Plan, SetAlias, Stage, Status, Step, Transition
+from ..model import AliasWarning, ApplyResult, Check, Plan, SetAlias, Stage, Status, Step, Transition
 
 
 def verb(step: Step) -> str:
@@ -87,3 +87,7 @@ def held_line(model: str, reason: str, steps: int) -> str:
 def unready_line(model: str, reason: str) -> str:
     """A model held because the registry cannot take its declaration now (Plan.held)."""
     return f"{model}: held, nothing planned for it: {reason}"
+
+
+def warning_line(warning: AliasWarning) -> str:
+    return f"WARNING  {warning}"

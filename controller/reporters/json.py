@@ -34,6 +34,9 @@ def plan_data(plan: Plan) -> dict[str, Any]:
     if plan.blocked or plan.held:
         data["held"] = [{"model": m, "reason": plan.frozen[m], "steps": [step_data(s) for s in steps]}
                         for m, steps in plan.blocked.items()] + _unready(plan.held)
+    if plan.warnings:
+        data["warnings"] = [{"model": w.model, "alias": w.alias, "version": w.version, "stage": w.stage.value,
+                             "message": str(w)} for w in plan.warnings]
     return data
 
 

@@ -27,6 +27,9 @@ def gates(plan: Plan) -> str:
         parts += ["", "Gates passed:", *[f"- {_cell(check_line(c))}" for c in passed]]
     if plan.blocked:
         parts += ["", "Held:", *[f"- {_cell(held_line(m, plan.frozen[m], len(s)))}" for m, s in plan.blocked.items()]]
+    if plan.warnings:
+        parts += ["", "> [!WARNING]", "> Aliases left on versions that serve from no stage:"]
+        parts += [f"> - {_cell(str(w))}" for w in plan.warnings]
     return "".join(line + "\n" for line in parts) + _unready(plan.held)
 
 
@@ -95,13 +98,14 @@ def _review(review: Review, source: str, max_rows: int | None) -> str:
             "(a change made outside git, or a merge not yet applied). The steps below include them.",
             "",
         ]
-    changed_models = len({c.model for c in review.changes})
+    changed_models = len({c.model for c in review.changes if c.model is not None})
+    file_wide = " and the file's settings" if any(c.model is None for c in review.changes) else ""
     parts += [f"<details><summary>Change under review: {len(review.changes)} declared change"
               f"{'s' if len(review.changes) != 1 else ''} to {changed_models} model"
-              f"{'s' if changed_models != 1 else ''}</summary>", ""]
+              f"{'s' if changed_models != 1 else ''}{file_wide}</summary>", ""]
     if review.changes:
         rows = ["| Model | Change |", "|---|---|"]
-        rows += [f"| {_cell(c.model)} | {_cell(str(c))} |" for c in review.changes[:max_rows]]
+        rows += [f"| {_cell(c.where)} | {_cell(str(c))} |" for c in review.changes[:max_rows]]
         parts += [*rows, *_cut_note(len(review.changes), max_rows)]
     else:
         parts.append(f"{source} declares nothing different from `{_cell(review.base)}`.")

@@ -18,6 +18,7 @@ from . import (
     unexpected_lines,
     unready_line,
     verb,
+    warning_line,
 )
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
@@ -39,7 +40,11 @@ def _gates(plan: Plan, color: bool) -> str:
     if plan.blocked or plan.held:
         lines += ["", "Held:"]
         lines += ["  " + _paint(held_line(m, plan.frozen[m], len(s)), "yellow", color) for m, s in plan.blocked.items()]
-    return "".join(line + "\n" for line in lines + _unready(plan.held, color))
+    lines += _unready(plan.held, color)
+    if plan.warnings:
+        lines += ["", "Warnings:"]
+        lines += ["  " + _paint(warning_line(w), "yellow", color) for w in plan.warnings]
+    return "".join(line + "\n" for line in lines)
 
 
 def _unready(held: Mapping[str, str], color: bool) -> list[str]:
@@ -96,8 +101,8 @@ def _paint(text: str, color: str, enabled: bool) -> str:
 
 def render_review(review: Review, source: str, *, color: bool = False) -> str:
     lines = [f"Change under review ({source}, {review.base} → working tree):"]
-    width = max((len(c.model) for c in review.changes), default=0)
-    lines += [f"  {c.model:<{width}}  {c}" for c in review.changes] or ["  (nothing declared differs)"]
+    width = max((len(c.where) for c in review.changes), default=0)
+    lines += [f"  {c.where:<{width}}  {c}" for c in review.changes] or ["  (nothing declared differs)"]
     if review.drift:
         count = len(review.drift)
         warning = (f"Drift: the registry does not match {source} on {review.base}; {count} "

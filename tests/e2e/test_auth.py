@@ -55,7 +55,7 @@ def test_read_may_plan_but_its_apply_is_refused_before_any_write(
     assert planned.returncode == 0, planned.stderr
     assert "promote version 2: Staging → Production" in planned.stdout
     before = _snapshot(auth_server.uri)
-    refused = stagectl("apply", *uri, cwd=tmp_path, env=_as(READER))
+    refused = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path, env=_as(READER))
     assert refused.returncode == 1
     assert "permission denied (PERMISSION_DENIED)" in refused.stderr
     assert "Traceback" not in refused.stderr and READER[1] not in refused.stdout + refused.stderr
@@ -64,7 +64,7 @@ def test_read_may_plan_but_its_apply_is_refused_before_any_write(
 
 def test_edit_may_apply(tmp_path: Path, auth_server: Server, model: str) -> None:
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n")
-    applied = stagectl("apply", "--tracking-uri", auth_server.uri, cwd=tmp_path, env=_as(EDITOR))
+    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", auth_server.uri, cwd=tmp_path, env=_as(EDITOR))
     assert applied.returncode == 0, applied.stdout + applied.stderr
     after = _snapshot(auth_server.uri)
     assert after["guarded"]["stages"] == {"1": "Archived", "2": "Production"}  # type: ignore[index]

@@ -68,7 +68,7 @@ def test_hostile_file_exits_1_fast_with_file_line_and_problem(
     registry = seed.client(mlflow_server.uri)
     before = seed.snapshot(registry, [corpus_model], times=True)
     started = time.monotonic()
-    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=30)
+    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=30)
     elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stdout
     position, _, fragment = expect.partition(": ")

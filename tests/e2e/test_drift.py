@@ -44,8 +44,9 @@ def test_drift_tells_changes_outside_git_from_merged_changes_and_heals_or_propos
 
     report = stagectl("drift", *uri, "--detailed-exitcode", cwd=repo)
     assert report.returncode == 2, report.stdout + report.stderr
-    assert f"{x}: CHANGED OUTSIDE GIT since stagectl applied {applied[:7]}; to restore:" in report.stdout
-    assert f"{y}: merged change not yet applied (applied {applied[:7]} → now): production: 1 → 2" in report.stdout
+    assert f"{x}: CHANGED OUTSIDE GIT since stagectl applied {applied[:7]}; to restore stages.yaml:" in report.stdout
+    assert f"{y}: merged change not yet applied (the registry matches {applied[:7]} → now): production: 1 → 2" \
+        in report.stdout
     assert f"{z}: in sync" in report.stdout
     data = {m["model"]: m for m in json.loads(stagectl("drift", *uri, "--format", "json", cwd=repo).stdout)["models"]}
     assert [data[n]["status"] for n in (x, y, z)] == ["drifted", "pending", "in_sync"]

@@ -42,7 +42,7 @@ def test_require_tags_and_promote_from_violations_block_apply_with_no_write(
         ("promote_from", "3"): (False, "in None, not in Staging now, nor declared in staging before"),
     }
     before = seed.snapshot(registry, [model], times=True)
-    applied = stagectl("apply", *uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path)
     assert applied.returncode == 1
     assert "the plan violates 3 gates; nothing was written" in applied.stderr
     assert f"VIOLATED  require_tags: {model} version 2: missing validation_status=passed (has 'failed')" \
@@ -51,7 +51,7 @@ def test_require_tags_and_promote_from_violations_block_apply_with_no_write(
 
     registry.set_model_version_tag(model, "2", "validation_status", "passed")
     write(tmp_path / "stages.yaml", GATED.format(model=model, body="    production: 2\n"))
-    assert stagectl("apply", *uri, cwd=tmp_path).returncode == 0
+    assert stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path).returncode == 0
     assert seed.snapshot(registry, [model])[model]["stages"]["2"] == "Production"  # type: ignore[index]
 
 
@@ -84,7 +84,7 @@ def test_a_frozen_model_is_held_and_the_others_apply(
     planned = stagectl("plan", *uri, "--format", "markdown", cwd=tmp_path)
     assert planned.returncode == 0
     assert f"- {frozen}: frozen (INC-42: hold): 2 steps held, apply skips them" in planned.stdout
-    applied = stagectl("apply", *uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
     state = seed.snapshot(registry, [frozen, free])
     assert state[frozen]["stages"] == {"1": "Production", "2": "Staging"}  # type: ignore[index]
@@ -101,9 +101,9 @@ def test_max_changes_refuses_a_large_plan_unless_raised_on_the_command_line(
                                     f"models:\n{body}")
     uri = ["--tracking-uri", mlflow_server.uri]
     before = seed.snapshot(registry, names, times=True)
-    refused = stagectl("apply", *uri, cwd=tmp_path)
+    refused = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path)
     assert refused.returncode == 1
     assert "max_changes: plan: 3 steps exceed max_changes 2 (raise it with --max-changes)" in refused.stderr
     assert seed.snapshot(registry, names, times=True) == before
-    allowed = stagectl("apply", *uri, "--max-changes", "3", cwd=tmp_path)
+    allowed = stagectl("apply", "--allow-dirty", *uri, "--max-changes", "3", cwd=tmp_path)
     assert allowed.returncode == 0, allowed.stderr

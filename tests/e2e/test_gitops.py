@@ -73,7 +73,7 @@ def test_apply_tags_each_written_version_with_its_commit(
     result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=repo, env=env)
     assert result.returncode == 0, result.stderr
     expected = {"stagectl.commit": sha, "stagectl.commit_author": "Ana Lyst <ana@example.com>",
-                "stagectl.commit_subject": "Promote v2",
+                "stagectl.commit_subject": "Promote v2", "stagectl.applied_commit": sha,
                 "stagectl.run_url": "https://github.example/acme/models/actions/runs/42"}
     for version in ("1", "2"):  # 2 was promoted and aliased; 1 was archived by that promotion
         assert registry.get_model_version(model, version).tags == expected

@@ -53,7 +53,7 @@ def test_promote_archive_story(tmp_path: Path, mlflow_server: Server, registry: 
 
     assert stagectl("plan", *uri, "--detailed-exitcode", cwd=tmp_path).returncode == 2
 
-    applied = stagectl("apply", *uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete: 3 applied, 0 failed, 0 skipped." in applied.stdout
     assert f"[3/3] {model}: alias champion: version 1 → 2 ... applied" in applied.stderr
@@ -72,10 +72,10 @@ def test_reapply_on_a_converged_registry_writes_nothing(
     story_file(tmp_path, model)
     before = seed.snapshot(registry, [model], times=True)
     time.sleep(0.01)  # a write now would carry a later timestamp
-    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "No changes" in result.stdout
-    as_json = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
+    as_json = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == {
         "format_version": 1, "tracking_uri": mlflow_server.uri, "ok": True, "steps": [],
         "unexpected": []}
@@ -88,7 +88,7 @@ def test_aliases_not_listed_are_left_alone(
     seed.make_model(registry, model, ["Production", "None", "None"], aliases={"champion": 1, "shadow": 3})
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n"
                                     f"    aliases: {{champion: 2, challenger: 3}}\n")
-    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert seed.snapshot(registry, [model])[model] == {
         "stages": {"1": "Production", "2": "None", "3": "None"},
@@ -121,7 +121,8 @@ def test_bad_file_exits_1_with_position_and_writes_nothing(
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    {body}\n"
                                     f"  {other}:\n    production: 2\n")
     before = seed.snapshot(registry, [model, other], times=True)
-    result = stagectl(command, "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    dirty_ok = ["--allow-dirty"] if command == "apply" else []  # outside git: the file is what is tested
+    result = stagectl(command, *dirty_ok, "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert result.returncode == 1
     assert f"stages.yaml:{position}: " in result.stderr and message in result.stderr, result.stderr
     assert seed.snapshot(registry, [model, other], times=True) == before
@@ -149,7 +150,7 @@ def test_unreadable_file_exits_1_fast_and_writes_nothing(
     seed.make_model(registry, model, ["Production", "Staging"])
     (tmp_path / "stages.yaml").write_bytes(raw)
     before = seed.snapshot(registry, [model], times=True)
-    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=20)
+    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=20)
     assert result.returncode == 1
     assert f"stages.yaml:{position}: " in result.stderr and message in result.stderr, result.stderr
     assert seed.snapshot(registry, [model], times=True) == before
@@ -166,7 +167,7 @@ def test_a_model_the_registry_lacks_is_held_alone_and_the_run_exits_1(
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n"
                                     f"  {held}:\n    production: {9 if ghost == 'version' else 1}\n")
     before = seed.snapshot(registry, [other], times=True)
-    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert result.returncode == 1
     assert f"{held}: held, nothing planned for it: {reason} (stages.yaml:{position})" in result.stdout, result.stdout
     assert seed.snapshot(registry, [model])[model]["stages"] == {"1": "Archived", "2": "Production"}
@@ -192,8 +193,9 @@ def test_credentials_never_appear_in_output(
     secret_uri = mlflow_server.uri.replace("http://", "http://deployer:canary-pw-7731@")
     env = {"MLFLOW_TRACKING_TOKEN": "canary-token-5512"}
     dead = f"http://deployer:canary-pw-7731@127.0.0.1:{free_port()}"
-    runs = [stagectl(cmd, "--tracking-uri", uri, "--format", fmt, cwd=tmp_path, env=env)
-            for uri in (secret_uri, dead) for cmd in ("plan", "apply") for fmt in ("text", "json", "markdown")]
+    runs = [stagectl(*cmd, "--tracking-uri", uri, "--format", fmt, cwd=tmp_path, env=env)
+            for uri in (secret_uri, dead) for cmd in (["plan"], ["apply", "--allow-dirty"])
+            for fmt in ("text", "json", "markdown")]
     assert any(r.returncode == 0 for r in runs) and any(r.returncode == 1 for r in runs)
     for run in runs:
         for secret in ("canary-pw-7731", "canary-token-5512"):
@@ -216,7 +218,7 @@ def test_local_sqlite_registry_without_a_server(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     seed.seed_demo(uri)
     write(tmp_path / "stages.yaml", (ROOT / "stages.yaml").read_text())
-    applied = stagectl("apply", "--tracking-uri", uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
     assert seed.snapshot(seed.client(uri), ["fraud-detector"])["fraud-detector"] == {
         "stages": {"1": "Archived", "2": "Production"}, "aliases": {"champion": "2"}}

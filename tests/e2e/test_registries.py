@@ -51,7 +51,7 @@ def test_a_registry_apart_from_tracking_is_the_one_written_and_the_one_the_appli
     planned = stagectl("plan", "--format", "json", cwd=tmp_path, env=env)
     assert planned.returncode == 0, planned.stderr
     assert json.loads(planned.stdout)["tracking_uri"] == second_server.uri  # the report names the registry
-    applied = stagectl("apply", cwd=tmp_path, env=env)
+    applied = stagectl("apply", "--allow-dirty", cwd=tmp_path, env=env)
     assert applied.returncode == 0, applied.stderr
     assert f"Registry: {second_server.uri}" in applied.stdout
 
@@ -107,7 +107,7 @@ def test_every_name_mlflow_accepts_is_read_by_name_managed_and_exported(
     promoted = {s["model"] for s in json.loads(planned.stdout)["steps"] if s.get("to_stage") == "Production"}
     assert promoted == set(names)
 
-    applied = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert all(state == {"stages": {"1": "Archived", "2": "Production"}, "aliases": {"champion": "2"}}
                for state in seed.snapshot(registry, names).values())
@@ -142,14 +142,15 @@ def test_a_version_still_registering_holds_only_its_model(
         ghost: "does not exist in the registry (stages.yaml:3:3)",
         pending: "version 2 is PENDING_REGISTRATION, not READY (stages.yaml:6:17)"}
 
-    applied = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert applied.returncode == 1
     assert "Apply complete: 2 applied, 0 failed, 0 skipped." in applied.stdout, applied.stdout + applied.stderr
     assert f"{pending}: held, nothing planned for it: version 2 is PENDING_REGISTRATION" in applied.stdout
     assert f"{ghost}: held, nothing planned for it: does not exist in the registry" in applied.stdout
     assert seed.snapshot(registry, [ready])[ready]["stages"] == {"1": "Archived", "2": "Production"}
     assert seed.snapshot(registry, [pending], times=True) == before
-    markdown = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--format", "markdown", cwd=tmp_path)
+    markdown = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, "--format", "markdown",
+                        cwd=tmp_path)
     assert markdown.returncode == 1 and f"{pending}: held" in markdown.stdout
 
     # The version in Staging still registering: export leaves the stage to the registry, so plan agrees.
@@ -215,7 +216,7 @@ def test_the_story_on_an_older_mlflow_server(tmp_path: Path, old_server: Server)
     assert {s["model"] for s in json.loads(planned.stdout)["steps"]} == set(names)
     assert set(path for _, path in proxy.seen) == SEARCHES  # by name, whatever the server takes
 
-    applied = stagectl("apply", "--tracking-uri", old_server.uri, cwd=tmp_path)
+    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", old_server.uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     resolved = stagectl("resolve", "team/fraud", "--stage", "production", "--tracking-uri", old_server.uri,
                         cwd=tmp_path)

@@ -63,7 +63,7 @@ def test_a_stale_saved_plan_is_refused_saying_what_changed_and_writes_nothing(
     assert seed.snapshot(registry, [model], times=True) == before
 
     other = stagectl("apply", "plan.json", "--tracking-uri", "sqlite:///nowhere.db", cwd=tmp_path)
-    assert other.returncode == 1 and "no registry at sqlite:///nowhere.db" in other.stderr
+    assert other.returncode == 1 and f"was made for {mlflow_server.uri}, not sqlite:///nowhere.db" in other.stderr
     (tmp_path / "broken.json").write_text('{"kind": "stagectl-saved-plan"}')
     broken = stagectl("apply", "broken.json", *uri, cwd=tmp_path)
     assert broken.returncode == 1 and "broken.json: not a saved stagectl plan" in broken.stderr
