@@ -19,6 +19,7 @@ class Kind(enum.StrEnum):
     PENDING = "pending"  # the registry matches the file as an earlier commit declared it: a merge not yet applied
     DRIFTED = "drifted"  # it matches no declaration since stagectl last applied: changed outside git
     UNKNOWN = "unknown"  # it differs, matches no declaration in the history, and no apply by stagectl is recorded
+    ELSEWHERE = "managed_elsewhere"  # it differs, and another stages file manages the model: it applied its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +30,11 @@ class ModelDrift:
     restore: tuple[Step, ...] = ()  # DRIFTED, UNKNOWN: the steps that bring the registry back to the file
     pending: tuple[Change, ...] = ()  # PENDING: declared since the commit the registry matches
     matches_commit: str | None = None  # PENDING: the newest commit whose declaration the registry matches
+    owner: str | None = None  # ELSEWHERE: the stages file that manages the model
 
     @property
     def drifted(self) -> bool:
-        return self.kind in (Kind.DRIFTED, Kind.UNKNOWN)
+        return self.kind in (Kind.DRIFTED, Kind.UNKNOWN, Kind.ELSEWHERE)
 
 
 def applied_commits(live: LiveModel) -> set[str]:
@@ -42,17 +44,20 @@ def applied_commits(live: LiveModel) -> set[str]:
 
 
 def classify(now: DesiredModel, live: LiveModel, declared: Sequence[tuple[str, DesiredModel | None]],
-             applied_commit: str | None) -> ModelDrift:
+             applied_commit: str | None, owner: str | None = None) -> ModelDrift:
     """`declared`: the model as each commit that changed the file declared it, newest first, back to
     `applied_commit` included (the whole history when no apply is recorded).
 
     A registry that matches the file now is in sync, whatever its tags say. One that matches what a commit since
     the last apply declared is behind a merge (an accepted proposal, an adopted export): pending. One that
-    matches none of them was changed outside git.
+    another stages file manages (`owner` is this one) differs because that file says so: nobody is to blame.
+    One that matches none of them was changed outside git.
     """
     restore = tuple(plan_model(now, live))
     if not restore:
         return ModelDrift(now.name, Kind.IN_SYNC, applied_commit)
+    if owner is not None and live.owner is not None and live.owner != owner:
+        return ModelDrift(now.name, Kind.ELSEWHERE, applied_commit, restore, owner=live.owner)
     for sha, then in declared:
         if then is not None and _matches(then, live):
             return ModelDrift(now.name, Kind.PENDING, applied_commit,

@@ -30,7 +30,8 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
     differ = [m for m in models if planner.plan_model(m, live.models[m.name])]
     # The history is read only when something differs: an in-sync registry needs none (nor a full clone).
     revisions = pipeline.history(checkout, "drift") if differ and checkout else ()
-    report = [_classify(model, live.models[model.name], revisions, checkout) for model in models]
+    owner = pipeline.owner(state, file)
+    report = [_classify(model, live.models[model.name], revisions, checkout, owner) for model in models]
     out.data(_render(report, registry.display_uri, str(file), fmt, held))
     drifted = [d for d in report if d.drifted]
     if mode == "heal" and any(d.kind is not Kind.IN_SYNC for d in report):
@@ -38,13 +39,14 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
 
         out.info("Healing: applying stages.yaml")
         return apply(file, given, "text", apply_options[0], False, None, apply_options[1], out)
-    if mode == "propose":
-        return _propose(file, state, live, drifted, checkout, branch or BRANCH, out) or (1 if held else 0)
+    if mode == "propose":  # another file's models are that file's to propose for
+        mine = [d for d in drifted if d.kind is not Kind.ELSEWHERE]
+        return _propose(file, state, live, mine, checkout, branch or BRANCH, out) or (1 if held else 0)
     return 1 if held else 2 if detailed_exitcode and drifted else 0
 
 
 def _classify(model: DesiredModel, live: LiveModel, revisions: tuple[pipeline.Revision, ...],
-              checkout: Checkout | None) -> ModelDrift:
+              checkout: Checkout | None, owner: str) -> ModelDrift:
     order = {r.commit.sha: i for i, r in enumerate(revisions)}
     # An apply records the commit checked out, which need not have changed the file: the file's own last
     # change at or before it is what was applied.
@@ -58,7 +60,7 @@ def _classify(model: DesiredModel, live: LiveModel, revisions: tuple[pipeline.Re
             declared.append((revision.commit.sha, then))
         if revision.commit.sha == applied:
             break
-    return drift.classify(model, live, declared, applied)
+    return drift.classify(model, live, declared, applied, owner)
 
 
 def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[ModelDrift], checkout: Checkout | None,
@@ -96,7 +98,7 @@ def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dic
     if fmt == "json":
         return json.dumps({"format_version": 1, "tracking_uri": uri, "models": [
             {"model": d.model, "status": d.kind.value, "applied_commit": d.applied_commit,
-             "matches_commit": d.matches_commit,
+             "matches_commit": d.matches_commit, "managed_by": d.owner,
              "pending": [{"key": c.key, "before": c.before, "after": c.after} for c in d.pending],
              "restore_steps": [json_report.step_data(s) for s in d.restore]} for d in report],
             "held": [{"model": m, "reason": r} for m, r in sorted(held.items())]}, indent=2) + "\n"
@@ -106,6 +108,10 @@ def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dic
         if d.kind is Kind.DRIFTED:
             lines.append(f"{d.model}: CHANGED OUTSIDE GIT since stagectl applied{at}; to restore {source}:")
             lines += [f"    {describe(s)}" for s in d.restore]
+        elif d.kind is Kind.ELSEWHERE:
+            lines.append(f"{d.model}: managed by another file: {d.owner}; it differs from {source} because that "
+                         f"file declares otherwise. Remove the model from one of them, or take it over with "
+                         f"apply --adopt {d.model}")
         elif d.kind is Kind.UNKNOWN:
             lines.append(f"{d.model}: differs from {source}, and no apply by stagectl is recorded on it:")
             lines += [f"    {describe(s)}" for s in d.restore]
@@ -118,6 +124,8 @@ def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dic
     counts = {k: sum(1 for d in report if d.kind is k) for k in Kind}
     summary = (f"{counts[Kind.DRIFTED]} changed outside git, {counts[Kind.UNKNOWN]} of unknown origin, "
                f"{counts[Kind.PENDING]} pending, {counts[Kind.IN_SYNC]} in sync")
+    if counts[Kind.ELSEWHERE]:
+        summary += f", {counts[Kind.ELSEWHERE]} managed by another file"
     if fmt == "markdown":
         body = "\n".join(f"- {line.strip()}" if not line.startswith("    ") else f"  - {line.strip()}"
                          for line in lines)

@@ -260,6 +260,10 @@ def test_a_model_another_stages_file_manages_is_refused_until_adopted(
         assert f"--adopt {model}" in output
     assert writes(proxy) == []  # refused before the lease: nothing at all was written
     assert _production(registry, [model]) == {model: "2"}
+    blamed = stagectl("drift", *uri, "--detailed-exitcode", cwd=team_b)
+    assert blamed.returncode == 2 and "CHANGED OUTSIDE GIT" not in blamed.stdout and "unknown origin:" not in \
+        blamed.stdout
+    assert f"{model}: managed by another file: {team_a.resolve().as_posix()}:stages.yaml" in blamed.stdout
 
     adopted_plan = stagectl("plan", *uri, "--adopt", model, cwd=team_b)
     assert adopted_plan.returncode == 0 and f"taken over from {team_a.resolve().as_posix()}" in adopted_plan.stdout
@@ -270,3 +274,5 @@ def test_a_model_another_stages_file_manages_is_refused_until_adopted(
     back = stagectl("apply", *uri, cwd=team_a)
     assert back.returncode == 1 and f"managed by another stages file: {team_b.resolve().as_posix()}" in back.stderr
     assert _production(registry, [model]) == {model: "3"}
+    assert "in sync" in stagectl("drift", *uri, cwd=team_b).stdout
+    assert f"managed by another file: {team_b.resolve().as_posix()}" in stagectl("drift", *uri, cwd=team_a).stdout
