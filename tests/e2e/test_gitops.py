@@ -75,8 +75,8 @@ def test_apply_tags_each_written_version_with_its_commit(
     expected = {"stagectl.commit": sha, "stagectl.commit_author": "Ana Lyst <ana@example.com>",
                 "stagectl.commit_subject": "Promote v2", "stagectl.applied_commit": sha,
                 "stagectl.run_url": "https://github.example/acme/models/actions/runs/42"}
-    for version in ("1", "2"):  # 2 was promoted and aliased; 1 was archived by that promotion
-        assert registry.get_model_version(model, version).tags == expected
+    assert registry.get_model_version(model, "2").tags == expected  # promoted and aliased: in service
+    assert registry.get_model_version(model, "1").tags == {}  # archived by that promotion: keeps what it had
     assert registry.get_model_version(model, "3").tags == {}  # untouched
 
 

@@ -49,7 +49,7 @@ def test_a_wave_sends_one_write_per_change_and_no_read_per_step(
     assert calls[("POST", "/api/2.0/mlflow/registered-models/set-tag")] == 2 * MODELS
     # The provenance tags (here: applied outside git) are writes per version written, counted apart.
     tags = calls[("POST", "/api/2.0/mlflow/model-versions/set-tag")]
-    assert tags == 4 * 2 * MODELS  # four tags on each of the two versions a model's promotion writes
+    assert tags == 4 * MODELS  # four tags on the version a model's promotion puts in service, none on the archived one
     # Three bulk reads (plan, plan under the lease, read-back) and the lease: fixed.
     assert proxy.count - 4 * MODELS - tags <= 10, calls
 
@@ -61,6 +61,7 @@ def test_a_wave_sends_one_write_per_change_and_no_read_per_step(
     assert calls[("POST", "/api/2.0/mlflow/registered-models/set-tag")] == 0  # managed already: nothing to tag
     assert calls[("POST", "/api/2.0/mlflow/model-versions/transition-stage")] == MODELS
     tags = calls[("POST", "/api/2.0/mlflow/model-versions/set-tag")]
+    assert tags == 4 * MODELS, calls  # version 1 goes back into service: archived, it was not tagged
     assert proxy.count - MODELS - tags <= 10, calls
 
 
