@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from . import uris
+from . import github, uris
 
 
 @dataclass
@@ -29,6 +30,10 @@ class Output:
     def info(self, text: str) -> None:
         self.stderr.write(uris.scrub(text, self.secrets) + "\n")
         self.stderr.flush()
+
+    def summary(self, render: Callable[[], str]) -> None:
+        """Append a report to the GitHub job summary, when there is one, masked like everything else."""
+        github.write_summary(render, self.secrets)
 
     def also_hide(self, uri: str) -> None:
         self.secrets = tuple(dict.fromkeys(self.secrets + uris.secrets(uri)))

@@ -165,3 +165,13 @@ def test_github_annotations_escape_workflow_command_syntax() -> None:
     assert github.error_annotations(problems) == (
         "::error file=dir%2Cx/stages.yaml,line=3,col=7::bad: 100%25%0Asecond line\n"
         "::error file=s.yaml::no file\n")
+
+
+def test_the_job_summary_is_scrubbed_like_stdout(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    leaky = "unexpected RuntimeError: {'Authorization': 'Basic dXNlcjpwYXNzd29yZA=='} tok-known-5521"
+    github.write_summary(lambda: leaky, ("tok-known-5521",), environ=env)
+    written = summary.read_text()
+    assert "dXNlcjpwYXNzd29yZA==" not in written and "tok-known-5521" not in written
+    assert written == "unexpected RuntimeError: {'Authorization': 'Basic ***'} ***\n\n"

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import applier, desired, github, gitops, lease, pipeline, planner, savedplan, uris
+from .. import applier, desired, gitops, lease, pipeline, planner, savedplan, uris
 from ..errors import ConfigError, GateError, Problem
 from ..model import ApplyResult, DesiredState, LiveState, Outcome, Plan, Status, Step, ownership_tags
 from ..pipeline import checked_plan, connect, provenance_of, render, staged_before
@@ -163,7 +163,7 @@ def _refuse_unknown(adopt: frozenset[str], state: DesiredState) -> None:
 
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     out.data(_render(result, fmt, out))
-    github.write_summary(lambda: markdown.render_result(result))
+    out.summary(lambda: markdown.render_result(result))
     return 0 if result.ok and not result.held else 1
 
 

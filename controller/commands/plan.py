@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import desired, github, planner, savedplan, uris
+from .. import desired, planner, savedplan, uris
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
@@ -31,7 +31,7 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))
-        github.write_summary(lambda: markdown.render_plan(result, str(file)))
+        out.summary(lambda: markdown.render_plan(result, str(file)))
     else:
         review = Review(base, diff(before, state), result, _drift(before, live))
         if fmt == "json":
@@ -40,7 +40,7 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
             out.data(markdown.render_review(review, str(file)))
         else:
             out.data(text.render_review(review, str(file), color=out.color))
-        github.write_summary(lambda: markdown.render_review(review, str(file)))
+        out.summary(lambda: markdown.render_review(review, str(file)))
     if result.violations:
         out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
                  "apply would refuse this plan")
