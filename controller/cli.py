@@ -81,6 +81,11 @@ AdoptOption = Annotated[
     typer.Option("--adopt", help="Take over this model from the stages file that manages it now (repeatable).",
                  show_default=False),
 ]
+ModelOption = Annotated[
+    list[str] | None,
+    typer.Option("--model", help="Limit the run to this model of the file (repeatable); the report says it is "
+                                 "partial.", show_default=False),
+]
 MaxChangesOption = Annotated[
     int | None,
     typer.Option("--max-changes", min=1, help="Allow this many steps, over the file's defaults.policy.max_changes.",
@@ -122,12 +127,13 @@ def plan(
                      show_default=False, dir_okay=False),
     ] = None,
     adopt: AdoptOption = None,
+    model: ModelOption = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
     return run(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, base, max_changes, out,
-               _output(), frozenset(adopt or ()))
+               _output(), frozenset(adopt or ()), model or [])
 
 
 @app.command()
@@ -157,6 +163,7 @@ def apply(
                                                        "over once it has seen it unchanged for that long.")
     ] = 300.0,
     adopt: AdoptOption = None,
+    model: ModelOption = None,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
@@ -165,9 +172,12 @@ def apply(
     policy = (lease_wait, lease_ttl)
     given = uris.Given(tracking_uri, registry_uri)
     if saved_plan is not None:
+        from .pipeline import refuse_misread_saved_plan
+
+        refuse_misread_saved_plan(saved_plan, file, model or [])
         return apply_saved(saved_plan, given, format.value, parallelism, policy, _output())
     return run(file, given, format.value, parallelism, allow_dirty, max_changes, policy, _output(),
-               frozenset(adopt or ()))
+               frozenset(adopt or ()), model or [])
 
 
 class StageName(enum.StrEnum):

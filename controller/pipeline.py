@@ -4,14 +4,15 @@ say what decided each write, render a plan."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
+import difflib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import desired, planner, uris
 from .changes import diff, last_changed
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
 from .model import DesiredState, LiveState, Plan
 from .output import Output
@@ -20,6 +21,44 @@ from .reporters import markdown, text
 
 if TYPE_CHECKING:  # importing the registry module loads mlflow: only when a command needs it
     from .registry import Registry
+
+
+def select(state: DesiredState, models: Collection[str], *, strict: bool = True) -> DesiredState:
+    """The file limited to some of its models (`--model`, Terraform's -target); all of it when none are named.
+
+    Strict: a name the file does not declare is an error (with the closest names), not an empty run.
+    """
+    if not models:
+        return state
+    declared = [m.name for m in state.models]
+    unknown = sorted(set(models) - set(declared))
+    if strict and unknown:
+        raise ConfigError(tuple(Problem(state.path, _not_declared(name, declared)) for name in unknown))
+    return replace(state, models=tuple(m for m in state.models if m.name in models), only=tuple(sorted(set(models))))
+
+
+def _not_declared(name: str, declared: list[str]) -> str:
+    close = difflib.get_close_matches(name, declared, n=3)
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+            else f"it declares {', '.join(declared[:10])}{', …' if len(declared) > 10 else ''}" if declared
+            else "it declares no models")
+    return f"--model {name!r}: the file declares no such model; {hint}"
+
+
+def refuse_misread_saved_plan(argument: Path, file: Path, models: Collection[str]) -> None:
+    """`apply X` takes a saved plan; people used to Terraform or Argo CD also try a model's name there."""
+    if models:
+        raise ConfigError((Problem(str(argument), "--model cannot limit a saved plan: apply runs exactly the "
+                                   "steps saved in it. Save a plan made with plan --model instead"),))
+    if argument.is_file():
+        return
+    try:
+        declared = [m.name for m in desired.load(file).models]
+    except ConfigError:
+        return
+    if str(argument) in declared:
+        raise ConfigError((Problem(str(argument), f"not a saved plan file, but {file} declares a model of that "
+                                   f"name; to apply only that model, run: stagectl apply --model {argument}"),))
 
 
 def connect(state: DesiredState | None, given: uris.Given, out: Output) -> Registry:

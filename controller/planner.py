@@ -92,7 +92,7 @@ def plan(
                             f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
     warnings = alias_warnings(steps, {m.name: live.models[m.name] for m in desired.models
                                       if m.name in live.models and m.name not in held})
-    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held, warnings)
+    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held, warnings, targets=desired.only)
 
 
 def alias_warnings(steps: list[Step], live: Mapping[str, LiveModel]) -> tuple[AliasWarning, ...]:

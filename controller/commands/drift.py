@@ -94,10 +94,10 @@ def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[Mod
 
 def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dict[str, str]) -> str:
     if fmt == "json":
-        return json.dumps({"format_version": 1, "tracking_uri": uri, "models": [
+        return json.dumps({"format_version": json_report.FORMAT_VERSION, "tracking_uri": uri, "models": [
             {"model": d.model, "status": d.kind.value, "applied_commit": d.applied_commit,
              "matches_commit": d.matches_commit,
-             "pending": [{"key": c.key, "before": c.before, "after": c.after} for c in d.pending],
+             "pending": [c.data() for c in d.pending],
              "restore_steps": [json_report.step_data(s) for s in d.restore]} for d in report],
             "held": [{"model": m, "reason": r} for m, r in sorted(held.items())]}, indent=2) + "\n"
     lines = [unready_line(m, r) for m, r in sorted(held.items())]

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import pipeline
 from ..changes import Change, diff
 from ..gitops import Checkout, Commit
+from ..reporters import json as json_report
 from . import Output
 
 
@@ -23,11 +24,11 @@ def history(model: str, file: Path, fmt: str, out: Output) -> int:
     checkout = Checkout(file)
     entries = list(_entries(checkout, model))
     if fmt == "json":
-        out.data(json.dumps({"format_version": 1, "model": model, "file": checkout.path, "entries": [
-            {"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
-             "subject": e.commit.subject, "note": e.note or None,
-             "changes": [{"key": c.key, "before": c.before, "after": c.after} for c in e.changes]}
-            for e in entries]}, indent=2) + "\n")
+        listed = [{"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
+                   "subject": e.commit.subject, "note": e.note or None, "changes": [c.data() for c in e.changes]}
+                  for e in entries]
+        out.data(json.dumps({"format_version": json_report.FORMAT_VERSION, "model": model, "file": checkout.path,
+                             "entries": listed}, indent=2) + "\n")
         return 0
     if not entries:
         out.data(f"No commit to {checkout.path} has changed {model}.\n")

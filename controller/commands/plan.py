@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import desired, planner, savedplan, uris
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
-from ..pipeline import checked_plan, connect, owner, provenance_of, render
+from ..pipeline import checked_plan, connect, owner, provenance_of, render, select
 from ..reporters import json as json_report
 from ..reporters import markdown, text
 from . import Output
 
 
 def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base: str | None,
-         max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset()) -> int:
-    state = desired.load(file)
-    before = _load_base(file, base) if base else None
+         max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset(),
+         models: Sequence[str] = ()) -> int:
+    state = select(desired.load(file), models)
+    before = select(_load_base(file, base), models, strict=False) if base else None
     registry = connect(state, given, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
