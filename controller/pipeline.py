@@ -3,6 +3,7 @@ say what decided each write, render a plan."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 from collections.abc import Collection, Iterable
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import desired, planner, uris
 from .changes import diff, last_changed
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
 from .model import DesiredState, LiveState, Plan
 from .output import Output
@@ -79,6 +80,16 @@ def owner(state: DesiredState, file: Path) -> str:
     return checkout.identity() if checkout else file.resolve().as_posix()
 
 
+def known_names(state: DesiredState, live: LiveState, registry: Registry) -> list[str]:
+    """The registry's model names, to suggest for a model the file names and the registry lacks: one more
+    request, made only then (none when every model is there)."""
+    if all(m.name in live.models for m in state.models):
+        return []
+    with contextlib.suppress(RegistryError):  # the suggestion is a courtesy: the problem stands without it
+        return registry.model_names()
+    return []
+
+
 def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
                  before: DesiredState | None = None, base: str | None = None,
                  max_changes: int | None = None, staged: Staged | None = None,
@@ -92,11 +103,12 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
     if staged is None:
         staged = staged_before(file, state, before, base)
     who = owner(state, file)
+    known = known_names(state, live, registry)
     result = planner.plan(state, live, registry.display_uri, staged_before=staged.known, max_changes=max_changes,
-                          owner=who, adopt=adopt)
+                          owner=who, adopt=adopt, known=known)
     if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
         result = planner.plan(state, live, registry.display_uri, staged_before=staged.get(), max_changes=max_changes,
-                              owner=who, adopt=adopt)
+                              owner=who, adopt=adopt, known=known)
     return result
 
 

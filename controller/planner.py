@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import difflib
+from collections.abc import Collection, Mapping
 
 from .errors import Problem
 from .model import (
@@ -25,17 +26,22 @@ from .model import (
 _SERVING = (Stage.PRODUCTION, Stage.STAGING)
 
 
-def check(desired: DesiredState, live: LiveState) -> tuple[Problem, ...]:
+def check(desired: DesiredState, live: LiveState, known: Collection[str] = ()) -> tuple[Problem, ...]:
     """What stages.yaml names that the registry does not have: missing models, missing or unready versions."""
     problems = [Problem(desired.path, f"model '{model.name}' {reason}", at.line, at.col)
-                for model in desired.models for at, reason in check_model(model, live.models.get(model.name))]
+                for model in desired.models for at, reason in check_model(model, live.models.get(model.name), known)]
     return tuple(sorted(problems, key=lambda p: (p.line or 0, p.col or 0)))
 
 
-def check_model(model: DesiredModel, have: LiveModel | None) -> list[tuple[Position, str]]:
-    """Why the registry cannot take this model's declaration now, each reason where the file says it."""
+def check_model(model: DesiredModel, have: LiveModel | None,
+                known: Collection[str] = ()) -> list[tuple[Position, str]]:
+    """Why the registry cannot take this model's declaration now, each reason where the file says it.
+
+    `known`: model names the registry has, to suggest the closest for a misspelt one.
+    """
     if have is None:
-        return [(model.position, "does not exist in the registry")]
+        close = difflib.get_close_matches(model.name, known, n=1)
+        return [(model.position, "does not exist in the registry" + (f"; did you mean '{close[0]}'?" if close else ""))]
     reasons = []
     must_be_ready = set(model.aliases.values()).union(*model.declared().values())
     for version, at in model.version_positions.items():
@@ -58,6 +64,7 @@ def plan(
     max_changes: int | None = None,
     owner: str | None = None,
     adopt: frozenset[str] = frozenset(),
+    known: Collection[str] = (),
 ) -> Plan:
     """The steps that make the live registry match the file, with the gates applied to them.
 
@@ -72,7 +79,7 @@ def plan(
     frozen: dict[str, str] = {}
     held: dict[str, str] = {}
     for model in desired.models:
-        reasons = check_model(model, live.models.get(model.name))
+        reasons = check_model(model, live.models.get(model.name), known)
         if reasons:
             held[model.name] = "; ".join(f"{reason} ({desired.path}:{at.line}:{at.col})" for at, reason in reasons)
             continue

@@ -9,7 +9,7 @@ from .. import desired, drift, edit, pipeline, planner, uris
 from ..drift import Kind, ModelDrift
 from ..gitops import Checkout, GitError
 from ..model import DesiredModel, DesiredState, LiveModel, LiveState
-from ..pipeline import connect
+from ..pipeline import connect, known_names
 from ..reporters import describe, unready_line
 from ..reporters import json as json_report
 from . import Output
@@ -23,8 +23,9 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
     checkout = Checkout.find(file)
     registry = connect(state, given, out)
     live = registry.read([m.name for m in state.models])
+    known = known_names(state, live, registry)
     held = {m.name: "; ".join(reason for _, reason in reasons) for m in state.models
-            if (reasons := planner.check_model(m, live.models.get(m.name)))}
+            if (reasons := planner.check_model(m, live.models.get(m.name), known))}
     # The registry cannot take a held model's declaration now: reported as held, the others go on.
     models = [m for m in state.models if m.name not in held]
     differ = [m for m in models if planner.plan_model(m, live.models[m.name])]

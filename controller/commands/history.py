@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .. import pipeline
 from ..changes import Change, diff
-from ..gitops import Checkout, Commit
+from ..errors import ConfigError, Problem
+from ..gitops import Checkout, Commit, GitError
 from ..reporters import json as json_report
 from . import Output
 
@@ -21,7 +22,12 @@ class Entry:
 
 
 def history(model: str, file: Path, fmt: str, out: Output) -> int:
-    checkout = Checkout(file)
+    checkout = Checkout.find(file)
+    # A file deleted from the working tree still has a history; one that never existed is a mistake.
+    if not file.exists() and (checkout is None or next(checkout.history(), None) is None):
+        raise ConfigError((Problem(str(file), "file not found"),))
+    if checkout is None:
+        raise GitError(f"{file} is not inside a git repository: history reads the git log of the stages file")
     entries = list(_entries(checkout, model))
     if fmt == "json":
         listed = [{"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
