@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import desired, drift, edit, pipeline, planner, uris
+from .. import desired, drift, edit, paths, pipeline, planner, uris
 from ..drift import Kind, ModelDrift
 from ..gitops import Checkout, GitError
 from ..model import DesiredModel, DesiredState, LiveModel, LiveState
@@ -20,6 +20,8 @@ BRANCH = "stagectl/drift"  # one proposal branch, updated in place: one pull req
 def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, mode: str,
                   branch: str | None, apply_options: tuple[int, tuple[float, float]], out: Output) -> int:
     state = desired.load(file)
+    if mode == "propose":
+        paths.check_write(file)  # before any request: the proposal could not be written
     checkout = Checkout.find(file)
     registry = connect(state, given, out)
     live = registry.read([m.name for m in state.models])
