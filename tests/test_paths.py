@@ -9,6 +9,7 @@ import pytest
 
 from controller import desired, paths
 from controller.errors import ConfigError
+from controller.output import Output
 from tests.gitrepo import make_repo
 
 VALID = "apiVersion: stagectl/v1\nmodels:\n  fraud-detector: {production: 2}\n"
@@ -63,3 +64,14 @@ def test_nothing_is_written_through_a_symlink(tmp_path: Path) -> None:
     paths.check_write(target)
     paths.check_write(tmp_path / "new.yaml")  # a file that does not exist yet is fine
     assert os.path.islink(link) and target.read_text() == VALID
+
+
+def test_a_file_a_command_writes_is_masked_and_never_a_symlink(tmp_path: Path) -> None:
+    out = Output(secrets=("canary-secret-551",))
+    report = tmp_path / "plan.json"
+    out.write_file(report, '{"tracking_uri": "https://h/?sig=c2ln&sv=1", "note": "canary-secret-551"}\n')
+    assert report.read_text() == '{"tracking_uri": "https://h/?sig=***&sv=***", "note": "***"}\n'
+    (tmp_path / "link.json").symlink_to(report)
+    with pytest.raises(ConfigError, match="is a symlink"):
+        out.write_file(tmp_path / "link.json", "overwritten\n")
+    assert "overwritten" not in report.read_text()

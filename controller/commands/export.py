@@ -26,7 +26,7 @@ def export(models: list[str], given: uris.Given, output: Path | None, out: Outpu
     if output is None:
         out.data(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        out.write_file(output, text)
         out.info(f"wrote {output}: {len(live.models)} model{'' if len(live.models) == 1 else 's'}")
     return 0
 

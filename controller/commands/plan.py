@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import desired, paths, planner, savedplan, uris
+from .. import desired, planner, savedplan, uris
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
@@ -27,10 +27,8 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
     result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes,
                           adopt=adopt)
     if save_to is not None:
-        paths.check_write(save_to)
         recorded = provenance_of(file, state, True, result.models(), outside="none (planned outside git)")
-        save_to.write_text(savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded),
-                           encoding="utf-8")
+        out.write_file(save_to, savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded))
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))
