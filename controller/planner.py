@@ -40,7 +40,9 @@ def check_model(model: DesiredModel, have: LiveModel | None,
     `known`: model names the registry has, to suggest the closest for a misspelt one.
     """
     if have is None:
-        close = difflib.get_close_matches(model.name, known, n=1)
+        # Stricter than difflib's default: registry names often share long prefixes (team-, project-) that
+        # would make unrelated models look close.
+        close = difflib.get_close_matches(model.name, known, n=1, cutoff=0.8)
         return [(model.position, "does not exist in the registry" + (f"; did you mean '{close[0]}'?" if close else ""))]
     reasons = []
     must_be_ready = set(model.aliases.values()).union(*model.declared().values())

@@ -146,6 +146,8 @@ def test_check_suggests_the_registry_name_closest_to_a_misspelt_model() -> None:
         "model 'fraud-detectr' does not exist in the registry; did you mean 'fraud-detector'?"]
     unlike = planner.check(desired(want("zzz")), live(), known=["churn-model", "fraud-detector"])
     assert [p.message for p in unlike] == ["model 'zzz' does not exist in the registry"]
+    same_prefix = planner.check(desired(want("team-a1-ghost")), live(), known=["team-a1-ready", "team-a1-pending"])
+    assert [p.message for p in same_prefix] == ["model 'team-a1-ghost' does not exist in the registry"]
 
 
 # -- properties over random registries and files -------------------------------------------------------
