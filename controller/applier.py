@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from . import uris
 from .errors import ControllerError, RegistryError
 from .lease import LeaseLostError
 from .model import ApplyResult, LiveModel, LiveState, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
@@ -336,6 +337,7 @@ def _verify_stage(step: Transition, seen: Stage) -> None:
 
 
 def _reason(error: Exception) -> str:
+    """A step's failure in words, secrets masked: an unexpected error may quote a request, headers and all."""
     if isinstance(error, ControllerError):
-        return str(error)
-    return f"unexpected {type(error).__name__}: {error}"
+        return uris.scrub(str(error))
+    return uris.scrub(f"unexpected {type(error).__name__}: {error}")

@@ -6,31 +6,44 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .model import DesiredModel, DesiredState, Plan, Policy, Step, version_key
 
 _STAGES = ("production", "staging", "archived")
 _WHERE_ONLY = frozenset({"name", "position", "version_positions", "alias_positions"})  # where, not what
-_FILE_WHERE_ONLY = frozenset({"path", "models", "defaults"})
+_FILE_WHERE_ONLY = frozenset({"path", "models", "defaults", "only"})  # "only": a run's --model, not the file
 _FILE_KEYS = {"tracking_uri": "registry.tracking_uri", "max_changes": "defaults.policy.max_changes"}
-ABSENT = "—"
+ABSENT = "—"  # how text shows a key the file does not declare
 FILE = "(file)"  # how a file-wide change is shown where a model name would be
 
 T = TypeVar("T")
+
+# A stage's versions (a tuple, () for an emptied stage), an alias's version, "managed" for a model, any other
+# setting as text, or None where the file does not declare it.
+Value = tuple[str, ...] | str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     model: str | None  # None: a file-wide setting (registry, defaults)
-    key: str  # production, staging, archived, "alias NAME", "policy.KEY", "model" (added or dropped), or a file key
-    before: str
-    after: str
+    key: str  # production, staging, archived, alias, "policy.KEY", "model" (added or dropped), or a file key
+    before: Value
+    after: Value
+    alias: str | None = None  # the alias, when key is "alias"
 
     def __str__(self) -> str:
         if self.key == "model":
-            return "now managed" if self.after != ABSENT else "no longer managed (the registry is left as it is)"
-        return f"{self.key}: {self.before} → {self.after}"
+            return "now managed" if self.after is not None else "no longer managed (the registry is left as it is)"
+        name = f"alias {self.alias}" if self.key == "alias" else self.key
+        return f"{name}: {_text(self.before)} → {_text(self.after)}"
+
+    def data(self) -> dict[str, Any]:
+        """For JSON: absent values are null, a stage's versions a list, the alias a field of its own."""
+        found: dict[str, Any] = {"model": self.model, "key": self.key}
+        if self.key == "alias":
+            found["alias"] = self.alias
+        return {**found, "before": _json(self.before), "after": _json(self.after)}
 
     @property
     def where(self) -> str:
@@ -47,7 +60,7 @@ def diff(before: DesiredState | None, after: DesiredState | None) -> tuple[Chang
     for name in sorted(old.keys() | new.keys()):
         was, now = old.get(name), new.get(name)
         if (was is None) != (now is None):
-            changes.append(Change(name, "model", "managed" if was else ABSENT, "managed" if now else ABSENT))
+            changes.append(Change(name, "model", "managed" if was else None, "managed" if now else None))
         changes += _model_changes(name, was, now)
     return tuple(changes)
 
@@ -73,7 +86,7 @@ def _file_changes(before: DesiredState | None, after: DesiredState | None) -> li
     for f in dataclasses.fields(DesiredState):
         if f.name in _FILE_WHERE_ONLY:
             continue
-        a, b = (_show(getattr(s, f.name)) if s else ABSENT for s in (before, after))
+        a, b = (_show(getattr(s, f.name)) if s else None for s in (before, after))
         if a != b:
             changes.append(Change(None, _FILE_KEYS.get(f.name, f.name), a, b))
     changes += _policy_changes(None, "defaults.policy.", before.defaults if before else None,
@@ -94,31 +107,32 @@ def _model_changes(name: str, was: DesiredModel | None, now: DesiredModel | None
             aliases_before = dict(was.aliases) if was else {}
             aliases_after = dict(now.aliases) if now else {}
             for alias in sorted(aliases_before.keys() | aliases_after.keys()):
-                a, b = aliases_before.get(alias, ABSENT), aliases_after.get(alias, ABSENT)
-                if a != b:
-                    changes.append(Change(name, f"alias {alias}", a, b))
+                a_alias, b_alias = aliases_before.get(alias), aliases_after.get(alias)
+                if a_alias != b_alias:
+                    changes.append(Change(name, "alias", a_alias, b_alias, alias=alias))
         elif f.name == "policy":
             if now is not None:  # a model no longer managed has no policy left to report
                 changes += _policy_changes(name, "policy.", was.policy if was else None, now.policy)
         else:
-            a, b = (_show(getattr(m, f.name)) if m else ABSENT for m in (was, now))
-            if a != b:
-                changes.append(Change(name, f.name, a, b))
+            a_value, b_value = (_show(getattr(m, f.name)) if m else None for m in (was, now))
+            if a_value != b_value:
+                changes.append(Change(name, f.name, a_value, b_value))
     return changes
 
 
 def _policy_changes(model: str | None, prefix: str, was: Policy | None, now: Policy | None) -> list[Change]:
     changes = []
     for f in dataclasses.fields(now or was or Policy):
-        a, b = (_show(getattr(p, f.name, None)) if p else ABSENT for p in (was, now))
+        a, b = (_show(getattr(p, f.name, None)) if p else None for p in (was, now))
         if a != b:
             changes.append(Change(model, prefix + f.name, a, b))
     return changes
 
 
-def _show(value: object) -> str:
+def _show(value: object) -> str | None:
+    """A setting as text; None where nothing is set."""
     if value is None or (isinstance(value, (Mapping, frozenset, tuple)) and not value):
-        return ABSENT
+        return None
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
     if isinstance(value, (frozenset, tuple)):
@@ -126,13 +140,23 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _stage(model: DesiredModel | None, key: str) -> str:
+def _stage(model: DesiredModel | None, key: str) -> tuple[str, ...] | None:
     versions = getattr(model, key) if model else None
-    if key == "archived" and not versions:
+    if versions is None or (key == "archived" and not versions):
+        return None  # archived: [] declares nothing (versions not listed are left as they are)
+    return tuple(sorted(versions, key=version_key))
+
+
+def _text(value: Value) -> str:
+    if value is None:
         return ABSENT
-    if versions is None:
-        return ABSENT
-    return ", ".join(sorted(versions, key=version_key)) if versions else "[]"
+    if isinstance(value, tuple):
+        return ", ".join(value) if value else "[]"
+    return value
+
+
+def _json(value: Value) -> list[str] | str | None:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True, slots=True)

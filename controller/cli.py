@@ -28,16 +28,26 @@ app = typer.Typer(
 
 
 _debug = False
+_out: Output | None = None
+
+
+def _output() -> Output:
+    """The one Output of this run: the error boundary masks the same secrets the command learned (its URI's)."""
+    global _out
+    if _out is None:
+        _out = Output()
+    return _out
 
 
 @app.callback()
 def _options(
     debug: Annotated[
-        bool, typer.Option("--debug", help="On errors, also print the traceback (secrets masked).")
+        bool, typer.Option("--debug", help="On errors, also print the traceback (secrets masked). "
+                                           "Accepted before or after the command name.")
     ] = False,
 ) -> None:
     global _debug
-    _debug = debug or bool(os.environ.get("STAGECTL_DEBUG"))
+    _debug = _debug or debug or bool(os.environ.get("STAGECTL_DEBUG"))
 
 
 class Format(enum.StrEnum):
@@ -71,6 +81,11 @@ AdoptOption = Annotated[
     typer.Option("--adopt", help="Take over this model from the stages file that manages it now (repeatable).",
                  show_default=False),
 ]
+ModelOption = Annotated[
+    list[str] | None,
+    typer.Option("--model", help="Limit the run to this model of the file (repeatable); the report says it is "
+                                 "partial.", show_default=False),
+]
 MaxChangesOption = Annotated[
     int | None,
     typer.Option("--max-changes", min=1, help="Allow this many steps, over the file's defaults.policy.max_changes.",
@@ -88,7 +103,7 @@ def validate(
     """Check stages files offline: YAML, schema and meaning. Exit 1 on any problem."""
     from .commands.validate import validate as run
 
-    return run(files or [file], Output())
+    return run(files or [file], _output())
 
 
 @app.command()
@@ -112,12 +127,13 @@ def plan(
                      show_default=False, dir_okay=False),
     ] = None,
     adopt: AdoptOption = None,
+    model: ModelOption = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
     return run(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, base, max_changes, out,
-               Output(), frozenset(adopt or ()))
+               _output(), frozenset(adopt or ()), model or [])
 
 
 @app.command()
@@ -147,6 +163,7 @@ def apply(
                                                        "over once it has seen it unchanged for that long.")
     ] = 300.0,
     adopt: AdoptOption = None,
+    model: ModelOption = None,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
@@ -155,9 +172,12 @@ def apply(
     policy = (lease_wait, lease_ttl)
     given = uris.Given(tracking_uri, registry_uri)
     if saved_plan is not None:
-        return apply_saved(saved_plan, given, format.value, parallelism, policy, Output())
-    return run(file, given, format.value, parallelism, allow_dirty, max_changes, policy, Output(),
-               frozenset(adopt or ()))
+        from .pipeline import refuse_misread_saved_plan
+
+        refuse_misread_saved_plan(saved_plan, file, model or [])
+        return apply_saved(saved_plan, given, format.value, parallelism, policy, _output())
+    return run(file, given, format.value, parallelism, allow_dirty, max_changes, policy, _output(),
+               frozenset(adopt or ()), model or [])
 
 
 class StageName(enum.StrEnum):
@@ -182,7 +202,7 @@ def history(
     """What was declared for a model, when, and who changed it: from the git log of the stages file."""
     from .commands.history import history as run
 
-    return run(model, file, format.value, Output())
+    return run(model, file, format.value, _output())
 
 
 @app.command("transition-version")
@@ -210,7 +230,7 @@ def transition_version(
     """Propose a promotion by editing the stages file (never the registry), keeping its comments and layout."""
     from .commands.transition import transition_version as run
 
-    return run(file, model_name, version, stage.value if stage else None, alias, branch, Output(),
+    return run(file, model_name, version, stage.value if stage else None, alias, branch, _output(),
                move_aliases=move_aliases)
 
 
@@ -226,7 +246,7 @@ def export(
     """Print a stages file that describes the live registry: the way to start managing it."""
     from .commands.export import export as run
 
-    return run(models or [], uris.Given(tracking_uri, registry_uri), output, Output())
+    return run(models or [], uris.Given(tracking_uri, registry_uri), output, _output())
 
 
 class DriftMode(enum.StrEnum):
@@ -261,7 +281,7 @@ def drift(
     from .commands.drift import drift_command
 
     return drift_command(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, mode.value,
-                         branch, (parallelism, (300.0, 300.0)), Output())
+                         branch, (parallelism, (300.0, 300.0)), _output())
 
 
 @app.command()
@@ -285,7 +305,7 @@ def resolve(
     """Print the pinned URI (models:/NAME/VERSION) of the one version in a stage or behind an alias."""
     from .commands.resolve import resolve as run
 
-    return run(model, stage, alias, check_file, uris.Given(tracking_uri, registry_uri), format.value, Output())
+    return run(model, stage, alias, check_file, uris.Given(tracking_uri, registry_uri), format.value, _output())
 
 
 @app.command("cleanup-report")
@@ -302,21 +322,23 @@ def cleanup_report(
     """List archived versions no alias points at, the file does not mention, idle for long. Deletes nothing."""
     from .commands.cleanup import cleanup_report as run
 
-    return run(models or [], file, uris.Given(tracking_uri, registry_uri), older_than, format.value, Output())
+    return run(models or [], file, uris.Given(tracking_uri, registry_uri), older_than, format.value, _output())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the one place where errors become messages and exit codes."""
+    global _debug, _out
+    _out = None
+    args, _debug = _without_debug(sys.argv[1:] if argv is None else argv)
     try:
-        code = _only_the_command(sys.argv[1:] if argv is None else argv)(
-            args=argv, prog_name="stagectl", standalone_mode=False)
+        code = _only_the_command(args)(args=args, prog_name="stagectl", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except ControllerError as e:
         _print_error(str(e), prefix="" if _is_located(str(e)) else "error: ")
         if _debug:
             _print_error(traceback.format_exc(), prefix="")
         if isinstance(e, ConfigError) and github.active():
-            sys.stdout.write(uris.scrub(github.error_annotations(e.problems), uris.secrets()))
+            _output().data(github.error_annotations(e.problems))
         return e.exit_code
     except typer.Abort:
         _print_error("aborted")
@@ -332,6 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         if _debug:
             _print_error(traceback.format_exc(), prefix="")
         return 1
+
+
+def _without_debug(args: list[str]) -> tuple[list[str], bool]:
+    """`--debug` is the app's option, but people add it where the command's options go (`stagectl plan
+    --debug`): take it from anywhere before `--`."""
+    end = args.index("--") if "--" in args else len(args)
+    kept = [arg for arg in args[:end] if arg != "--debug"] + args[end:]
+    return kept, len(kept) != len(args)
 
 
 def _only_the_command(args: list[str]) -> typer.Typer:
@@ -358,4 +388,4 @@ def _is_located(message: str) -> bool:
 
 
 def _print_error(message: str, prefix: str = "error: ") -> None:
-    sys.stderr.write(uris.scrub(prefix + message, uris.secrets()) + "\n")
+    _output().info(prefix + message)

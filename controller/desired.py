@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+from . import paths
 from .errors import ConfigError, Problem
 from .model import DesiredModel, DesiredState, Policy, Position, version_key
 
@@ -35,6 +36,7 @@ def load(path: Path | str, display: str | None = None) -> DesiredState:
     """Read and check a stages file; raises ConfigError listing every problem found."""
     path = Path(path)
     name = display or str(path)
+    paths.check_read(path, name)
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)

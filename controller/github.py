@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 
+from . import uris
 from .errors import Problem
 
 
@@ -12,12 +13,14 @@ def active(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get("GITHUB_ACTIONS") == "true"
 
 
-def write_summary(render: Callable[[], str], environ: Mapping[str, str] = os.environ) -> None:
-    """Append a report to the job summary page, when GitHub gives one (rendered only then)."""
+def write_summary(render: Callable[[], str], secrets: tuple[str, ...] | None = None,
+                  environ: Mapping[str, str] = os.environ) -> None:
+    """Append a report to the job summary page, when GitHub gives one (rendered only then), secrets masked
+    as on stdout: the page is shown to everyone who can read the repository's Actions runs."""
     path = environ.get("GITHUB_STEP_SUMMARY")
     if active(environ) and path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(render().rstrip("\n") + "\n\n")
+            fh.write(uris.scrub(render().rstrip("\n"), secrets) + "\n\n")
 
 
 def error_annotations(problems: Iterable[Problem]) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import paths
 from .errors import ControllerError
 
 
@@ -69,12 +70,17 @@ class Checkout:
     def __init__(self, file: Path) -> None:
         import git
 
+        # The file as named, not what a symlink points to: git tracks the link, and a link may lead anywhere.
+        lexical = Path(os.path.abspath(file))
         try:
-            self._repo = git.Repo(file.resolve().parent, search_parent_directories=True)
+            self._repo = git.Repo(lexical.parent, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise GitError(f"{file} is not inside a git repository") from None
         root = Path(self._repo.working_tree_dir or ".").resolve()
-        self.path = file.resolve().relative_to(root).as_posix()  # the file, relative to the repository root
+        try:
+            self.path = (lexical.parent.resolve() / lexical.name).relative_to(root).as_posix()
+        except ValueError:
+            raise GitError(f"{file} is not inside the git repository at {root}") from None
         self.root = root
 
     @classmethod
@@ -177,17 +183,39 @@ class Checkout:
         """
         import git
 
+        _check_branch_name(self._repo, branch)
         if not replace and branch in [h.name for h in self._repo.heads]:
-            raise GitError(f"branch '{branch}' already exists")
+            raise GitError(f"branch '{branch}' already exists; choose another name with --branch")
+        paths.check_write(self.root / self.path, self.path)
         try:
-            self._repo.git.check_ref_format("--branch", branch)
-        except git.GitCommandError:
-            raise GitError(f"'{branch}' is not a valid branch name") from None
-        self._repo.git.switch("-C" if replace else "-c", branch)
-        (self.root / self.path).write_text(text, encoding="utf-8")
-        self._repo.git.add("--", self.path)
-        self._repo.git.commit("-m", message, "--", self.path)
+            self._repo.git.switch("-C" if replace else "-c", branch)
+            (self.root / self.path).write_text(text, encoding="utf-8")
+            self._repo.git.add("--", self.path)
+            self._repo.git.commit("-m", message, "--", self.path)
+        except git.GitCommandError as e:
+            detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
+            raise GitError(f"could not commit on new branch '{branch}': {detail.splitlines()[-1]}") from None
         return self.head()
+
+
+def _check_branch_name(repo: object, branch: str) -> None:
+    """A name for a new branch, taken as written: git would expand `@{-1}` (the previous branch) and store
+    `refs/heads/x` as refs/heads/refs/heads/x; an option-like name could be read as an option."""
+    import git
+
+    if branch.startswith("refs/"):
+        raise GitError(f"'{branch}' is a full ref name; give the branch's name alone, such as "
+                       f"'{branch.removeprefix('refs/heads/')}'")
+    if branch.startswith("-") or "@{" in branch or branch in ("@", "HEAD"):
+        raise GitError(f"'{branch}' is not a name for a new branch (git reads it as an option or a reference to "
+                       "another branch); choose a plain name such as 'promote-fraud-v2'")
+    try:
+        expanded = str(repo.git.check_ref_format("--branch", branch)).strip()  # type: ignore[attr-defined]
+    except git.GitCommandError:
+        raise GitError(f"'{branch}' is not a valid branch name; choose a plain name such as 'promote-fraud-v2'") \
+            from None
+    if expanded != branch:
+        raise GitError(f"git expands '{branch}' to '{expanded}'; give the new branch's own name")
 
 
 def run_url(environ: Mapping[str, str] = os.environ) -> str | None:

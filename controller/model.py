@@ -94,6 +94,7 @@ class DesiredState:
     max_changes: int | None = None
     owner: str | None = None  # the file's `owner:` key: who manages its models, where the repository is no name
     defaults: Policy = Policy()  # defaults.policy as written (each model's policy already includes it)
+    only: tuple[str, ...] = ()  # --model: the models a run is limited to (empty: the whole file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,7 @@ class Plan:
     # Held alone: the other models are planned and applied.
     held: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[AliasWarning, ...] = ()
+    targets: tuple[str, ...] = ()  # --model: the models the run was limited to (empty: the whole file)
 
     @property
     def violations(self) -> tuple[Check, ...]:
@@ -243,6 +245,7 @@ class ApplyResult:
     # model → what the read-back shows that the plan did not lead to (another writer changed the model)
     unexpected: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     held: Mapping[str, str] = field(default_factory=dict)  # models not planned, and why (Plan.held)
+    targets: tuple[str, ...] = ()  # as in Plan
 
     @property
     def ok(self) -> bool:

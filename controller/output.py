@@ -1,13 +1,15 @@
-"""Where commands write: data to stdout, progress and messages to stderr, secrets masked in both."""
+"""Where commands write: data to stdout, progress and messages to stderr, reports to files; secrets masked in all."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
-from . import uris
+from . import github, paths, uris
 
 
 @dataclass
@@ -29,6 +31,15 @@ class Output:
     def info(self, text: str) -> None:
         self.stderr.write(uris.scrub(text, self.secrets) + "\n")
         self.stderr.flush()
+
+    def summary(self, render: Callable[[], str]) -> None:
+        """Append a report to the GitHub job summary, when there is one, masked like everything else."""
+        github.write_summary(render, self.secrets)
+
+    def write_file(self, path: Path, text: str) -> None:
+        """A report written to a file the user named: masked like stdout, and never through a symlink."""
+        paths.check_write(path)
+        path.write_text(uris.scrub(text, self.secrets), encoding="utf-8")
 
     def also_hide(self, uri: str) -> None:
         self.secrets = tuple(dict.fromkeys(self.secrets + uris.secrets(uri)))

@@ -3,15 +3,17 @@ say what decided each write, render a plan."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
+import difflib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import desired, planner, uris
 from .changes import diff, last_changed
-from .errors import ConfigError
+from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
 from .model import DesiredState, LiveState, Plan
 from .output import Output
@@ -20,6 +22,44 @@ from .reporters import markdown, text
 
 if TYPE_CHECKING:  # importing the registry module loads mlflow: only when a command needs it
     from .registry import Registry
+
+
+def select(state: DesiredState, models: Collection[str], *, strict: bool = True) -> DesiredState:
+    """The file limited to some of its models (`--model`, Terraform's -target); all of it when none are named.
+
+    Strict: a name the file does not declare is an error (with the closest names), not an empty run.
+    """
+    if not models:
+        return state
+    declared = [m.name for m in state.models]
+    unknown = sorted(set(models) - set(declared))
+    if strict and unknown:
+        raise ConfigError(tuple(Problem(state.path, _not_declared(name, declared)) for name in unknown))
+    return replace(state, models=tuple(m for m in state.models if m.name in models), only=tuple(sorted(set(models))))
+
+
+def _not_declared(name: str, declared: list[str]) -> str:
+    close = difflib.get_close_matches(name, declared, n=3)
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+            else f"it declares {', '.join(declared[:10])}{', …' if len(declared) > 10 else ''}" if declared
+            else "it declares no models")
+    return f"--model {name!r}: the file declares no such model; {hint}"
+
+
+def refuse_misread_saved_plan(argument: Path, file: Path, models: Collection[str]) -> None:
+    """`apply X` takes a saved plan; people used to Terraform or Argo CD also try a model's name there."""
+    if models:
+        raise ConfigError((Problem(str(argument), "--model cannot limit a saved plan: apply runs exactly the "
+                                   "steps saved in it. Save a plan made with plan --model instead"),))
+    if argument.is_file():
+        return
+    try:
+        declared = [m.name for m in desired.load(file).models]
+    except ConfigError:
+        return
+    if str(argument) in declared:
+        raise ConfigError((Problem(str(argument), f"not a saved plan file, but {file} declares a model of that "
+                                   f"name; to apply only that model, run: stagectl apply --model {argument}"),))
 
 
 def connect(state: DesiredState | None, given: uris.Given, out: Output) -> Registry:
@@ -40,6 +80,16 @@ def owner(state: DesiredState, file: Path) -> str:
     return checkout.identity() if checkout else file.resolve().as_posix()
 
 
+def known_names(state: DesiredState, live: LiveState, registry: Registry) -> list[str]:
+    """The registry's model names, to suggest for a model the file names and the registry lacks: one more
+    request, made only then (none when every model is there)."""
+    if all(m.name in live.models for m in state.models):
+        return []
+    with contextlib.suppress(RegistryError):  # the suggestion is a courtesy: the problem stands without it
+        return registry.model_names()
+    return []
+
+
 def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
                  before: DesiredState | None = None, base: str | None = None,
                  max_changes: int | None = None, staged: Staged | None = None,
@@ -53,11 +103,12 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
     if staged is None:
         staged = staged_before(file, state, before, base)
     who = owner(state, file)
+    known = known_names(state, live, registry)
     result = planner.plan(state, live, registry.display_uri, staged_before=staged.known, max_changes=max_changes,
-                          owner=who, adopt=adopt)
+                          owner=who, adopt=adopt, known=known)
     if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
         result = planner.plan(state, live, registry.display_uri, staged_before=staged.get(), max_changes=max_changes,
-                              owner=who, adopt=adopt)
+                              owner=who, adopt=adopt, known=known)
     return result
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import difflib
+from collections.abc import Collection, Mapping
 
 from .errors import Problem
 from .model import (
@@ -25,17 +26,24 @@ from .model import (
 _SERVING = (Stage.PRODUCTION, Stage.STAGING)
 
 
-def check(desired: DesiredState, live: LiveState) -> tuple[Problem, ...]:
+def check(desired: DesiredState, live: LiveState, known: Collection[str] = ()) -> tuple[Problem, ...]:
     """What stages.yaml names that the registry does not have: missing models, missing or unready versions."""
     problems = [Problem(desired.path, f"model '{model.name}' {reason}", at.line, at.col)
-                for model in desired.models for at, reason in check_model(model, live.models.get(model.name))]
+                for model in desired.models for at, reason in check_model(model, live.models.get(model.name), known)]
     return tuple(sorted(problems, key=lambda p: (p.line or 0, p.col or 0)))
 
 
-def check_model(model: DesiredModel, have: LiveModel | None) -> list[tuple[Position, str]]:
-    """Why the registry cannot take this model's declaration now, each reason where the file says it."""
+def check_model(model: DesiredModel, have: LiveModel | None,
+                known: Collection[str] = ()) -> list[tuple[Position, str]]:
+    """Why the registry cannot take this model's declaration now, each reason where the file says it.
+
+    `known`: model names the registry has, to suggest the closest for a misspelt one.
+    """
     if have is None:
-        return [(model.position, "does not exist in the registry")]
+        # Stricter than difflib's default: registry names often share long prefixes (team-, project-) that
+        # would make unrelated models look close.
+        close = difflib.get_close_matches(model.name, known, n=1, cutoff=0.8)
+        return [(model.position, "does not exist in the registry" + (f"; did you mean '{close[0]}'?" if close else ""))]
     reasons = []
     must_be_ready = set(model.aliases.values()).union(*model.declared().values())
     for version, at in model.version_positions.items():
@@ -58,6 +66,7 @@ def plan(
     max_changes: int | None = None,
     owner: str | None = None,
     adopt: frozenset[str] = frozenset(),
+    known: Collection[str] = (),
 ) -> Plan:
     """The steps that make the live registry match the file, with the gates applied to them.
 
@@ -72,7 +81,7 @@ def plan(
     frozen: dict[str, str] = {}
     held: dict[str, str] = {}
     for model in desired.models:
-        reasons = check_model(model, live.models.get(model.name))
+        reasons = check_model(model, live.models.get(model.name), known)
         if reasons:
             held[model.name] = "; ".join(f"{reason} ({desired.path}:{at.line}:{at.col})" for at, reason in reasons)
             continue
@@ -92,7 +101,7 @@ def plan(
                             f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
     warnings = alias_warnings(steps, {m.name: live.models[m.name] for m in desired.models
                                       if m.name in live.models and m.name not in held})
-    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held, warnings)
+    return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held, warnings, targets=desired.only)
 
 
 def alias_warnings(steps: list[Step], live: Mapping[str, LiveModel]) -> tuple[AliasWarning, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -53,7 +54,7 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.display_uri = uris.redact(registry_uri)
         self._secrets = tuple(dict.fromkeys(uris.secrets(registry_uri) + uris.secrets(tracking_uri)))
-        _refuse_missing_sqlite(registry_uri, self.display_uri)
+        _refuse_not_a_registry(registry_uri, self.display_uri)
         _preflight(registry_uri, self.display_uri)
         # Stages are deprecated (MLflow 2.9) but still served; the README says so once, logs need not.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow(\.|$)")
@@ -219,6 +220,11 @@ class Registry:
         with ThreadPoolExecutor(max_workers=_PARALLEL_READS if self.parallel_writes else 1) as pool:
             return [item for items in pool.map(one, names) for item in items]
 
+    def model_names(self) -> list[str]:
+        """Some of the registry's model names (one page), for a "did you mean" when a model is missing."""
+        page = self._call(functools.partial(self._search_models, "", None))
+        return [rm.name for rm in page if rm.name != LEASE_MODEL]
+
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(
             filter_string=filter_string or None, max_results=_PAGE_VERSIONS,
@@ -342,6 +348,13 @@ class Registry:
             cause = _network_cause(message)
             return RegistryError(f"cannot reach the registry at {self.display_uri}: {cause}",
                                  code=code, transient=True)
+        if _not_mlflow_api(code, message):  # a wrong path: a 404 page, or the UI's HTML where JSON was due
+            return RegistryError(f"the URI {self.display_uri} does not point at an MLflow server: what answered there "
+                                 "does not speak MLflow's API. Check the URI's host, port and path (the server's root, "
+                                 "where the MLflow UI is)", code=code)
+        if "filesystem model registry backend" in message:  # MLflow took the URI for a local directory
+            return RegistryError(f"{self.display_uri} is read by MLflow as a local directory, not a registry: use "
+                                 "http(s)://HOST:PORT for a server or sqlite:///FILE for a database file", code=code)
         brief = message.splitlines()[0] if message else "no details"
         if status in (401, 403):
             brief = f"permission denied ({code}): {brief}"
@@ -383,13 +396,55 @@ def _preflight(uri: str, display: str) -> None:
             time.sleep(1)
 
 
-def _refuse_missing_sqlite(uri: str, display: str) -> None:
-    """MLflow would create an empty database; reading one that is not there is a mistake, not a new registry."""
+_NAME_IT = "Name the registry with --tracking-uri, MLFLOW_TRACKING_URI or registry.tracking_uri in the stages file"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_HOST_PORT = re.compile(r"[\w.-]+:\d+(/.*)?")
+
+
+def _refuse_not_a_registry(uri: str, display: str) -> None:
+    """Refuse, before MLflow opens it, what MLflow would misread or turn into a registry: it creates (and
+    migrates) a database in a missing, empty or foreign sqlite file, and takes `host:port` for a directory."""
+    if _HOST_PORT.fullmatch(uri):
+        raise RegistryError(f"the registry URI {display} has no scheme, so MLflow would read it as a directory; "
+                            f"for a server write http://{display} (or https://)")
     if not uri.startswith("sqlite:///"):
         return
     path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if path and path != ":memory:" and not Path(path).exists():
-        raise RegistryError(f"no registry at {display}: {path} does not exist")
+    if not path or path == ":memory:":
+        return
+    problem = _not_an_mlflow_database(Path(path))
+    if problem:
+        raise RegistryError(f"no registry at {display}: {path} {problem}; nothing was written. {_NAME_IT}")
+
+
+def _not_an_mlflow_database(path: Path) -> str | None:
+    """Why a sqlite file is not an MLflow registry (None when it is one), read without changing a byte."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return "does not exist"
+    except IsADirectoryError:
+        return "is a directory"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if not header:
+        return "is an empty file, not an MLflow database"
+    if header != _SQLITE_HEADER:
+        return "is not a SQLite database"
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as e:
+        return f"cannot be read as a SQLite database ({e})"
+    return None if "registered_models" in tables else "is a SQLite database without MLflow's tables"
+
+
+def _not_mlflow_api(code: str | None, message: str) -> bool:
+    return (code == "ENDPOINT_NOT_FOUND" or "not in a valid JSON format" in message
+            or "<!doctype html" in message.lower() or "<html" in message.lower())
 
 
 def _network_cause(message: str) -> str:

@@ -138,6 +138,7 @@ def load(text: str, name: str) -> SavedPlan:
         tracking_uri=data["tracking_uri"],
         steps=tuple(_step(s) for s in data["steps"]),
         checks=tuple(Check(c["gate"], c["model"], c["version"], c["ok"], c["detail"]) for c in data.get("checks", [])),
+        targets=tuple(data.get("models", ())),
     )
     source = Source(**data["source"])
     states = {name: {"versions": s["versions"], "aliases": s["aliases"]} for name, s in data["live"].items()}

@@ -7,13 +7,20 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlsplit
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default when nothing is set
 MASK = "***"
 _SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD", "DATABRICKS_TOKEN")
-_SECRET_QUERY_KEY = re.compile(r"token|password|passwd|secret|key|auth|signature|credential", re.I)
+_SECRET_QUERY_KEY = re.compile(r"token|password|passwd|secret|key|auth|signature|credential|^sig$", re.I)
+# A signed URL (Azure SAS, AWS and GCS presigned) is a credential as a whole: every value of its query is masked.
+_SIGNATURE_KEY = re.compile(r"^(sig|x-amz-signature|x-goog-signature|signature)$", re.I)
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_QUERY = re.compile(r"\?(?P<query>[^\s'\"<>#`?]+)")
+# An Authorization header's value, in whatever shape a library printed it (a dict, a raw request, a log line).
+_AUTH_HEADER = re.compile(
+    r"(?P<name>authorization['\"]?\s*[:=]\s*['\"]?)(?P<scheme>(?:basic|bearer|token|digest)\s+)?[^\s'\",}]+", re.I)
+_AUTH_VALUE = re.compile(r"\b(?P<scheme>Basic|Bearer)\s+(?=[A-Za-z._~-]*[0-9+/=])[A-Za-z0-9._~+/=-]{8,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +78,17 @@ def redact(uri: str) -> str:
     if "@" in parts.netloc:
         uri = uri.replace(parts.netloc, f"{MASK}@{parts.netloc.rsplit('@', 1)[1]}", 1)
     if parts.query:
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if any(_SECRET_QUERY_KEY.search(k) for k, _ in pairs):
-            masked = urlencode([(k, MASK if _SECRET_QUERY_KEY.search(k) else v) for k, v in pairs], safe="*")
-            uri = uri.replace(parts.query, masked, 1)
+        uri = uri.replace(parts.query, _mask_query(parts.query), 1)
     return uri
+
+
+def _mask_query(query: str) -> str:
+    """A query string with secret values masked: all of them in a signed URL, else the secret-looking ones."""
+    pairs = [pair.partition("=") for pair in query.split("&")]
+    keys = [unquote_plus(k) for k, _, _ in pairs]
+    signed = any(_SIGNATURE_KEY.match(k) for k in keys)
+    return "&".join(k + "=" + MASK if sep and (signed or _SECRET_QUERY_KEY.search(key)) else k + sep + v
+                    for (k, sep, v), key in zip(pairs, keys, strict=True))
 
 
 def secrets(uri: str | None = None, environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
@@ -96,12 +109,16 @@ def secrets(uri: str | None = None, environ: Mapping[str, str] = os.environ) -> 
     return tuple(s for s in found if len(s) >= 3)
 
 
-def scrub(text: str, known: tuple[str, ...]) -> str:
-    """Mask every known secret (also URL- and base64-encoded) and any user:password@ in URLs."""
-    for secret in known:
+def scrub(text: str, known: tuple[str, ...] | None = None) -> str:
+    """Mask every known secret (also URL- and base64-encoded), any user:password@ in URLs, secret query values
+    (all of a signed URL's), and Authorization header values. `known` defaults to the environment's secrets."""
+    for secret in secrets() if known is None else known:
         for form in _encodings(secret):
             text = text.replace(form, MASK)
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    text = _QUERY.sub(lambda m: "?" + _mask_query(m["query"]), text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m['name']}{m['scheme'] or ''}{MASK}", text)
+    return _AUTH_VALUE.sub(lambda m: f"{m['scheme']} {MASK}", text)
 
 
 def _encodings(secret: str) -> list[str]:

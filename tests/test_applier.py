@@ -88,6 +88,25 @@ def test_applies_every_step_in_order_and_performs_archives_through_the_promotion
     assert result.final is not None and result.final.models["a"].aliases == {"champion": "2"}
 
 
+class LeakyErrors(MemoryRegistry):
+    """Fails a transition the way an HTTP library may: an unexpected exception that quotes the request."""
+
+    def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
+        raise RuntimeError("POST /api/2.0/mlflow/model-versions/transition-stage failed: headers="
+                           "{'Authorization': 'Bearer tok-canary-9931', 'X-Other': 'Basic dXNlcjpwdzEyMzQ1Njc4'} "
+                           "url=https://b.blob.core.windows.net/m?sv=2024-11-04&sig=c2lnLWNhbmFyeQ%3D%3D")
+
+
+def test_a_step_failed_by_an_unexpected_exception_reports_it_with_credentials_masked() -> None:
+    result = applier.apply(Plan("u", STORY[3:]), LeakyErrors(live_model("b", {3: N, 4: N})))
+    error = result.outcomes[0].error
+    assert result.outcomes[0].status is Status.FAILED and error is not None
+    assert error.startswith("unexpected RuntimeError: POST /api/2.0/mlflow/model-versions/transition-stage")
+    for secret in ("tok-canary-9931", "dXNlcjpwdzEyMzQ1Njc4", "c2lnLWNhbmFyeQ", "2024-11-04"):
+        assert secret not in error
+    assert "'Authorization': 'Bearer ***'" in error and "sig=***" in error
+
+
 class LyingAliases(MemoryRegistry):
     """Accepts alias writes but never keeps them: only the read-back can tell."""
 

@@ -140,6 +140,16 @@ def test_a_model_the_registry_cannot_take_is_held_alone_and_the_others_are_plann
     assert result.models() == ("ok",)
 
 
+def test_check_suggests_the_registry_name_closest_to_a_misspelt_model() -> None:
+    problems = planner.check(desired(want("fraud-detectr")), live(), known=["churn-model", "fraud-detector"])
+    assert [p.message for p in problems] == [
+        "model 'fraud-detectr' does not exist in the registry; did you mean 'fraud-detector'?"]
+    unlike = planner.check(desired(want("zzz")), live(), known=["churn-model", "fraud-detector"])
+    assert [p.message for p in unlike] == ["model 'zzz' does not exist in the registry"]
+    same_prefix = planner.check(desired(want("team-a1-ghost")), live(), known=["team-a1-ready", "team-a1-pending"])
+    assert [p.message for p in same_prefix] == ["model 'team-a1-ghost' does not exist in the registry"]
+
+
 # -- properties over random registries and files -------------------------------------------------------
 
 VERSIONS = list(range(1, 7))

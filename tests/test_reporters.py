@@ -126,7 +126,8 @@ def test_json_plan_is_stable_and_matches_its_schema() -> None:
         {"model": "fraud-detector", "action": "set_alias", "alias": "champion", "version": "2",
          "from_version": "1"},
     ]
-    assert list(data) == ["format_version", "tracking_uri", "steps"]
+    assert list(data) == ["format_version", "tracking_uri", "steps", "partial"]
+    assert data["format_version"] == 2 and data["partial"] is False
 
 
 def test_json_result_carries_each_outcome() -> None:
@@ -137,7 +138,7 @@ def test_json_result_carries_each_outcome() -> None:
 
 
 def _review(steps: tuple[Step, ...], changes: int, drift: tuple[Step, ...] = ()) -> Review:
-    listed = tuple(Change(f"model-{i:05d}", "production", "1", "2") for i in range(changes))
+    listed = tuple(Change(f"model-{i:05d}", "production", ("1",), ("2",)) for i in range(changes))
     return Review("origin/main", listed, Plan(URI, steps), drift)
 
 
@@ -165,3 +166,76 @@ def test_github_annotations_escape_workflow_command_syntax() -> None:
     assert github.error_annotations(problems) == (
         "::error file=dir%2Cx/stages.yaml,line=3,col=7::bad: 100%25%0Asecond line\n"
         "::error file=s.yaml::no file\n")
+
+
+def test_the_job_summary_is_scrubbed_like_stdout(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    leaky = "unexpected RuntimeError: {'Authorization': 'Basic dXNlcjpwYXNzd29yZA=='} tok-known-5521"
+    github.write_summary(lambda: leaky, ("tok-known-5521",), environ=env)
+    written = summary.read_text()
+    assert "dXNlcjpwYXNzd29yZA==" not in written and "tok-known-5521" not in written
+    assert written == "unexpected RuntimeError: {'Authorization': 'Basic ***'} ***\n\n"
+
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/plan.schema.json").read_text())
+CHANGES = (
+    Change("churn", "model", None, "managed"),
+    Change("churn", "production", None, ("7", "8")),
+    Change("fraud-detector", "staging", ("2",), ()),
+    Change("fraud-detector", "alias", "1", "2", alias="champion"),
+    Change("fraud-detector", "alias", None, "3", alias="challenger"),
+)
+
+
+def test_json_review_gives_programs_nulls_arrays_and_alias_fields() -> None:
+    data = json.loads(json_report.render_review(Review("origin/main", CHANGES, PLAN, ())))
+    jsonschema.validate(data, SCHEMA)
+    assert data["base"]["changes"] == [
+        {"model": "churn", "key": "model", "before": None, "after": "managed"},
+        {"model": "churn", "key": "production", "before": None, "after": ["7", "8"]},
+        {"model": "fraud-detector", "key": "staging", "before": ["2"], "after": []},
+        {"model": "fraud-detector", "key": "alias", "alias": "champion", "before": "1", "after": "2"},
+        {"model": "fraud-detector", "key": "alias", "alias": "challenger", "before": None, "after": "3"},
+    ]
+    assert "—" not in json.dumps(data) and '"[]"' not in json.dumps(data)
+
+
+def test_the_plan_schema_refuses_the_old_string_forms() -> None:
+    data = json.loads(json_report.render_review(Review("origin/main", CHANGES, PLAN, ())))
+    for key, before in (("production", "—"), ("staging", "[]"), ("alias champion", "1")):
+        old = {**data, "base": {**data["base"], "changes": [
+            {"model": "m", "key": key, "before": before, "after": "2"}]}}
+        try:
+            jsonschema.validate(old, SCHEMA)
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError(f"{key}: {before!r} passed the schema")
+    with_v1 = {**data, "format_version": 1}
+    try:
+        jsonschema.validate(with_v1, SCHEMA)
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError("format_version 1 passed the schema")
+
+
+def test_text_keeps_showing_absent_and_empty_as_before() -> None:
+    assert [str(c) for c in CHANGES] == ["now managed", "production: — → 7, 8", "staging: 2 → []",
+                                         "alias champion: 1 → 2", "alias challenger: — → 3"]
+
+
+PARTIAL = Plan(URI, STEPS[2:5], targets=("fraud-detector",))
+
+
+def test_every_report_of_a_run_limited_to_some_models_says_it_is_partial() -> None:
+    line = "Partial run: only fraud-detector (--model); the file's other models were left out."
+    result = ApplyResult(URI, RESULT.outcomes[2:5], targets=("fraud-detector",))
+    for rendered in (text.render_plan(PARTIAL, "stages.yaml"), markdown.render_plan(PARTIAL, "stages.yaml"),
+                     text.render_plan(Plan(URI, (), targets=("fraud-detector",)), "stages.yaml"),
+                     text.render_result(result), markdown.render_result(result),
+                     markdown.render_review(Review("main", (), PARTIAL, ()), "stages.yaml")):
+        assert line in rendered, rendered
+    for data in (json.loads(json_report.render_plan(PARTIAL)), json.loads(json_report.render_result(result))):
+        assert data["partial"] is True and data["models"] == ["fraud-detector"]
+    jsonschema.validate(json.loads(json_report.render_plan(PARTIAL)), SCHEMA)
+    assert "Partial" not in text.render_plan(PLAN, "stages.yaml") + markdown.render_plan(PLAN, "stages.yaml")

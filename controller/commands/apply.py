@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import applier, desired, github, gitops, lease, pipeline, planner, savedplan, uris
+from .. import applier, desired, gitops, lease, pipeline, planner, savedplan, uris
 from ..errors import ConfigError, GateError, Problem
 from ..model import ApplyResult, DesiredState, LiveState, Outcome, Plan, Status, Step, ownership_tags
-from ..pipeline import checked_plan, connect, provenance_of, render, staged_before
+from ..pipeline import checked_plan, connect, provenance_of, render, select, staged_before
 from ..reporters import check_line, describe, held_line, markdown, text
 from ..reporters import json as json_report
 from . import Output
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 
 def apply(file: Path, given: uris.Given, fmt: str, parallelism: int, allow_dirty: bool,
           max_changes: int | None, lease_times: tuple[float, float], out: Output,
-          adopt: frozenset[str] = frozenset()) -> int:
-    """Apply the file; `lease_times` is (how long to wait for the lease, how long a held lease lasts)."""
+          adopt: frozenset[str] = frozenset(), models: Sequence[str] = ()) -> int:
+    """Apply the file (or its `models` only); `lease_times` is (how long to wait for the lease, how long a held
+    lease lasts)."""
     state = desired.load(file)
     _refuse_unknown(adopt, state)
+    state = select(state, models)
     provenance = _provenance(file, state, allow_dirty)
     registry = connect(state, given, out)
     staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
@@ -163,7 +165,7 @@ def _refuse_unknown(adopt: frozenset[str], state: DesiredState) -> None:
 
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     out.data(_render(result, fmt, out))
-    github.write_summary(lambda: markdown.render_result(result))
+    out.summary(lambda: markdown.render_result(result))
     return 0 if result.ok and not result.held else 1
 
 
@@ -179,7 +181,7 @@ def _left(state: DesiredState, plan: Plan, result: ApplyResult) -> list[Step]:
 def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
     for model, steps in plan.blocked.items():
         out.info(held_line(model, plan.frozen[model], len(steps)))
-    nothing = ApplyResult(plan.tracking_uri, (), held=plan.held)
+    nothing = ApplyResult(plan.tracking_uri, (), held=plan.held, targets=plan.targets)
     out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
     return 1 if plan.held else 0
 
@@ -192,7 +194,7 @@ def _run(plan: Plan, registry: Registry, workers: int, provenance: gitops.Proven
     with _progress(total, out) as progress:
         result = applier.apply(plan, registry, parallelism=workers, tags=tags, model_tags=model_tags, live=live,
                                fence=held.check, on_outcome=progress)
-    return dataclasses.replace(result, held=plan.held)
+    return dataclasses.replace(result, held=plan.held, targets=plan.targets)
 
 
 @contextmanager

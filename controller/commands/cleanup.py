@@ -11,6 +11,7 @@ from .. import desired, uris
 from ..cleanup import Candidate, candidates, parse_duration
 from ..errors import ConfigError, Problem
 from ..pipeline import connect
+from ..reporters import json as json_report
 from . import Output
 
 
@@ -26,7 +27,8 @@ def cleanup_report(models: list[str], file: Path, given: uris.Given, older_than:
     found = candidates(registry.read(models or None), state, now_ms, seconds)
     source = str(file) if state else "no stages file"
     if fmt == "json":
-        out.data(json.dumps({"format_version": 1, "tracking_uri": registry.display_uri, "older_than": older_than,
+        out.data(json.dumps({"format_version": json_report.FORMAT_VERSION, "tracking_uri": registry.display_uri,
+                             "older_than": older_than,
                              "stages_file": str(file) if state else None, "candidates": [
                                  {"model": c.model, "version": c.version, "run_id": c.run_id,
                                   "created": _iso(c.created_ms), "last_updated": _iso(c.archived_ms),

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import desired, drift, edit, pipeline, planner, uris
+from .. import desired, drift, edit, paths, pipeline, planner, uris
 from ..drift import Kind, ModelDrift
 from ..gitops import Checkout, GitError
 from ..model import DesiredModel, DesiredState, LiveModel, LiveState
-from ..pipeline import connect
+from ..pipeline import connect, known_names
 from ..reporters import describe, unready_line
 from ..reporters import json as json_report
 from . import Output
@@ -20,11 +20,14 @@ BRANCH = "stagectl/drift"  # one proposal branch, updated in place: one pull req
 def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, mode: str,
                   branch: str | None, apply_options: tuple[int, tuple[float, float]], out: Output) -> int:
     state = desired.load(file)
+    if mode == "propose":
+        paths.check_write(file)  # before any request: the proposal could not be written
     checkout = Checkout.find(file)
     registry = connect(state, given, out)
     live = registry.read([m.name for m in state.models])
+    known = known_names(state, live, registry)
     held = {m.name: "; ".join(reason for _, reason in reasons) for m in state.models
-            if (reasons := planner.check_model(m, live.models.get(m.name)))}
+            if (reasons := planner.check_model(m, live.models.get(m.name), known))}
     # The registry cannot take a held model's declaration now: reported as held, the others go on.
     models = [m for m in state.models if m.name not in held]
     differ = [m for m in models if planner.plan_model(m, live.models[m.name])]
@@ -96,10 +99,10 @@ def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[Mod
 
 def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dict[str, str]) -> str:
     if fmt == "json":
-        return json.dumps({"format_version": 1, "tracking_uri": uri, "models": [
+        return json.dumps({"format_version": json_report.FORMAT_VERSION, "tracking_uri": uri, "models": [
             {"model": d.model, "status": d.kind.value, "applied_commit": d.applied_commit,
              "matches_commit": d.matches_commit, "managed_by": d.owner,
-             "pending": [{"key": c.key, "before": c.before, "after": c.after} for c in d.pending],
+             "pending": [c.data() for c in d.pending],
              "restore_steps": [json_report.step_data(s) for s in d.restore]} for d in report],
             "held": [{"model": m, "reason": r} for m, r in sorted(held.items())]}, indent=2) + "\n"
     lines = [unready_line(m, r) for m, r in sorted(held.items())]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from .. import desired, uris
+from .. import desired, paths, uris
 from ..edit import yaml_key
 from ..errors import ConfigError, Problem
 from ..model import LiveModel, LiveState, Stage, version_key
@@ -14,6 +14,8 @@ from . import Output
 
 
 def export(models: list[str], given: uris.Given, output: Path | None, out: Output) -> int:
+    if output is not None:
+        paths.check_write(output)  # before any request: the answer would be refused anyway
     registry = connect(None, given, out)
     live = registry.read(models or None)
     missing = sorted(set(models) - set(live.models))
@@ -24,7 +26,7 @@ def export(models: list[str], given: uris.Given, output: Path | None, out: Outpu
     if output is None:
         out.data(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        out.write_file(output, text)
         out.info(f"wrote {output}: {len(live.models)} model{'' if len(live.models) == 1 else 's'}")
     return 0
 

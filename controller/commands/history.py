@@ -8,7 +8,9 @@ from pathlib import Path
 
 from .. import pipeline
 from ..changes import Change, diff
-from ..gitops import Checkout, Commit
+from ..errors import ConfigError, Problem
+from ..gitops import Checkout, Commit, GitError
+from ..reporters import json as json_report
 from . import Output
 
 
@@ -20,14 +22,19 @@ class Entry:
 
 
 def history(model: str, file: Path, fmt: str, out: Output) -> int:
-    checkout = Checkout(file)
+    checkout = Checkout.find(file)
+    # A file deleted from the working tree still has a history; one that never existed is a mistake.
+    if not file.exists() and (checkout is None or next(checkout.history(), None) is None):
+        raise ConfigError((Problem(str(file), "file not found"),))
+    if checkout is None:
+        raise GitError(f"{file} is not inside a git repository: history reads the git log of the stages file")
     entries = list(_entries(checkout, model))
     if fmt == "json":
-        out.data(json.dumps({"format_version": 1, "model": model, "file": checkout.path, "entries": [
-            {"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
-             "subject": e.commit.subject, "note": e.note or None,
-             "changes": [{"key": c.key, "before": c.before, "after": c.after} for c in e.changes]}
-            for e in entries]}, indent=2) + "\n")
+        listed = [{"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
+                   "subject": e.commit.subject, "note": e.note or None, "changes": [c.data() for c in e.changes]}
+                  for e in entries]
+        out.data(json.dumps({"format_version": json_report.FORMAT_VERSION, "model": model, "file": checkout.path,
+                             "entries": listed}, indent=2) + "\n")
         return 0
     if not entries:
         out.data(f"No commit to {checkout.path} has changed {model}.\n")

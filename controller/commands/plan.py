@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
-from .. import desired, github, planner, savedplan, uris
+from .. import desired, planner, savedplan, uris
 from ..changes import Review, diff
 from ..gitops import Checkout
 from ..model import DesiredState, LiveState, Step
-from ..pipeline import checked_plan, connect, owner, provenance_of, render
+from ..pipeline import checked_plan, connect, owner, provenance_of, render, select
 from ..reporters import json as json_report
 from ..reporters import markdown, text
 from . import Output
 
 
 def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base: str | None,
-         max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset()) -> int:
-    state = desired.load(file)
-    before = _load_base(file, base) if base else None
+         max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset(),
+         models: Sequence[str] = ()) -> int:
+    state = select(desired.load(file), models)
+    before = select(_load_base(file, base), models, strict=False) if base else None
     registry = connect(state, given, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
@@ -26,12 +28,11 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
                           adopt=adopt)
     if save_to is not None:
         recorded = provenance_of(file, state, True, result.models(), outside="none (planned outside git)")
-        save_to.write_text(savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded),
-                           encoding="utf-8")
+        out.write_file(save_to, savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded))
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))
-        github.write_summary(lambda: markdown.render_plan(result, str(file)))
+        out.summary(lambda: markdown.render_plan(result, str(file)))
     else:
         review = Review(base, diff(before, state), result, _drift(before, live))
         if fmt == "json":
@@ -40,7 +41,7 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
             out.data(markdown.render_review(review, str(file)))
         else:
             out.data(text.render_review(review, str(file), color=out.color))
-        github.write_summary(lambda: markdown.render_review(review, str(file)))
+        out.summary(lambda: markdown.render_review(review, str(file)))
     if result.violations:
         out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
                  "apply would refuse this plan")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import edit
+from .. import edit, paths
 from ..errors import ConfigError, Problem
 from ..gitops import Checkout, GitError
 from . import Output
@@ -17,6 +17,8 @@ def transition_version(file: Path, model: str, version: int, stage: str | None, 
     if move_aliases and stage in (None, "archived"):
         raise ConfigError((Problem(str(file), "--move-aliases goes with --stage production or --stage staging: "
                                    "it moves the aliases of the versions replaced there to the new one"),))
+    paths.check_read(file)
+    paths.check_write(file)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:

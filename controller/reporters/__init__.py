@@ -69,6 +69,11 @@ def in_sync_line(plan: Plan, source: str) -> str:
     return f"No changes: the registry at {plan.tracking_uri} matches {source}."
 
 
+def partial_line(targets: tuple[str, ...]) -> str:
+    """Said by every report of a run limited with --model: the rest of the file was not looked at."""
+    return f"Partial run: only {', '.join(targets)} (--model); the file's other models were left out."
+
+
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..changes import Review
 from ..model import ApplyResult, Plan, SetAlias, Step
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: null for absent values, lists as arrays, alias changes with an alias field
 
 
 def step_data(step: Step) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def step_data(step: Step) -> dict[str, Any]:
 
 def plan_data(plan: Plan) -> dict[str, Any]:
     data: dict[str, Any] = {"format_version": FORMAT_VERSION, "tracking_uri": plan.tracking_uri,
-                            "steps": [step_data(s) for s in plan.steps]}
+                            "steps": [step_data(s) for s in plan.steps], **_partial(plan.targets)}
     if plan.checks:
         data["checks"] = [{"gate": c.gate, "model": c.model, "version": c.version, "ok": c.ok, "detail": c.detail}
                           for c in plan.checks]
@@ -53,8 +53,7 @@ def render_review(review: Review) -> str:
     data = plan_data(review.plan)
     data["base"] = {
         "ref": review.base,
-        "changes": [{"model": c.model, "key": c.key, "before": c.before, "after": c.after}
-                    for c in review.changes],
+        "changes": [c.data() for c in review.changes],
         "drift_steps": [step_data(s) for s in review.drift],
     }
     return json.dumps(data, indent=2) + "\n"
@@ -64,7 +63,13 @@ def render_result(result: ApplyResult) -> str:
     steps = [{**step_data(o.step), "status": o.status.value, "error": o.error} for o in result.outcomes]
     data: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "tracking_uri": result.tracking_uri, "ok": result.ok, "steps": steps,
+        **_partial(result.targets),
         "unexpected": [{"model": m, "detail": e} for m, effects in result.unexpected.items() for e in effects]}
     if result.held:
         data["held"] = _unready(result.held)
     return json.dumps(data, indent=2) + "\n"
+
+
+def _partial(targets: tuple[str, ...]) -> dict[str, Any]:
+    """Every report says whether the run covered the whole file; a partial one also names its models."""
+    return {"partial": True, "models": list(targets)} if targets else {"partial": False}

@@ -6,14 +6,29 @@ from collections.abc import Collection, Mapping
 
 from ..changes import Review
 from ..model import ApplyResult, Outcome, Plan, Step
-from . import check_line, counts, describe, held_line, in_sync_line, notes, summary, unexpected_lines, unready_line
+from . import (
+    check_line,
+    counts,
+    describe,
+    held_line,
+    in_sync_line,
+    notes,
+    partial_line,
+    summary,
+    unexpected_lines,
+    unready_line,
+)
 
 
 def render_plan(plan: Plan, source: str) -> str:
     if plan.in_sync:
-        return f"### stagectl plan: no changes\n\n{in_sync_line(plan, source)}\n" + gates(plan)
-    head = f"### stagectl plan: {summary(plan)}\n\nRegistry: `{plan.tracking_uri}`\n\n"
+        return f"### stagectl plan: no changes\n\n{in_sync_line(plan, source)}\n" + _partial(plan.targets) + gates(plan)
+    head = f"### stagectl plan: {summary(plan)}\n\nRegistry: `{plan.tracking_uri}`\n\n" + _partial(plan.targets)
     return head + _table(plan.steps, None) + gates(plan)
+
+
+def _partial(targets: tuple[str, ...]) -> str:
+    return f"> [!NOTE]\n> {_cell(partial_line(targets))}\n\n" if targets else ""
 
 
 def gates(plan: Plan) -> str:
@@ -44,7 +59,8 @@ def _unready(held: Mapping[str, str]) -> str:
 
 def render_result(result: ApplyResult) -> str:
     verdict = "complete" if result.ok else "FAILED"
-    head = f"### stagectl apply {verdict}: {counts(result)}\n\nRegistry: `{result.tracking_uri}`\n\n"
+    head = f"### stagectl apply {verdict}: {counts(result)}\n\nRegistry: `{result.tracking_uri}`\n\n" \
+        + _partial(result.targets)
     table = _table(tuple(o.step for o in result.outcomes), result.outcomes, unvouched=result.unexpected.keys())
     unexpected = unexpected_lines(result)
     if unexpected:
@@ -90,6 +106,8 @@ def _review(review: Review, source: str, max_rows: int | None) -> str:
     headline = "no registry changes" if plan.in_sync else summary(plan)
     parts = [MARKER, f"### stagectl plan: {headline}", "",
              f"Registry: `{plan.tracking_uri}` · compared with `{_cell(review.base)}`", ""]
+    if plan.targets:
+        parts += [_partial(plan.targets).rstrip("\n"), ""]
     if review.drift:
         parts += [
             "> [!WARNING]",

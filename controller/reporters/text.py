@@ -14,6 +14,7 @@ from . import (
     held_line,
     in_sync_line,
     notes,
+    partial_line,
     summary,
     unexpected_lines,
     unready_line,
@@ -26,10 +27,14 @@ _STATUS_COLOR = {Status.APPLIED: "green", Status.FAILED: "red", Status.SKIPPED: 
 
 
 def render_plan(plan: Plan, source: str, *, color: bool = False) -> str:
-    gates = _gates(plan, color)
+    gates = _gates(plan, color) + _partial(plan.targets, color)
     if plan.in_sync:
         return in_sync_line(plan, source) + "\n" + gates
     return _render(plan.tracking_uri, plan.steps, None, color) + f"\nPlan: {summary(plan)}.\n" + gates
+
+
+def _partial(targets: tuple[str, ...], color: bool) -> str:
+    return "\n" + _paint(partial_line(targets), "yellow", color) + "\n" if targets else ""
 
 
 def _gates(plan: Plan, color: bool) -> str:
@@ -58,7 +63,7 @@ def render_result(result: ApplyResult, *, color: bool = False) -> str:
     unexpected = "".join(f"\n{_paint('Unexpected: ' + line, 'red', color)}" for line in unexpected_lines(result))
     body = _render(result.tracking_uri, steps, result.outcomes, color, unvouched=result.unexpected.keys())
     held = "".join(line + "\n" for line in ["", "Held:", *_unready(result.held, color)] if result.held)
-    return body + unexpected + f"\n{footer}\n" + held
+    return body + unexpected + f"\n{footer}\n" + held + _partial(result.targets, color)
 
 
 def render_outcome(outcome: Outcome, done: int, total: int) -> str:

@@ -48,7 +48,11 @@ def test_plan_base_shows_the_change_under_review_and_the_registry_steps(
     as_json = json.loads(stagectl("plan", "--base", "main", *uri, "--format", "json", cwd=repo).stdout)
     jsonschema.validate(as_json, json.loads((ROOT / "schemas/plan.schema.json").read_text()))
     assert as_json["base"]["ref"] == "main" and as_json["base"]["drift_steps"] == []
-    assert {"model": model, "key": "production", "before": "1", "after": "2"} in as_json["base"]["changes"]
+    assert as_json["format_version"] == 2
+    assert {"model": model, "key": "production", "before": ["1"], "after": ["2"]} in as_json["base"]["changes"]
+    assert {"model": model, "key": "staging", "before": ["2"], "after": None} in as_json["base"]["changes"]
+    assert {"model": model, "key": "alias", "alias": "champion", "before": "1", "after": "2"} \
+        in as_json["base"]["changes"]
 
 
 def test_plan_base_reports_drift_when_the_registry_no_longer_matches_the_base(
@@ -115,6 +119,12 @@ def test_history_lists_the_commits_that_changed_a_model(tmp_path: Path) -> None:
     data = json.loads(stagectl("history", "fraud", "--format", "json", cwd=repo).stdout)
     assert [e["subject"] for e in data["entries"]] == ["Promote fraud v2", "Add fraud"]
     assert data["entries"][0]["commit"] == second
+    assert data["format_version"] == 2
+    assert data["entries"][0]["changes"] == [
+        {"model": "fraud", "key": "production", "before": ["1"], "after": ["2"]},
+        {"model": "fraud", "key": "archived", "before": None, "after": ["1"]},
+        {"model": "fraud", "key": "alias", "alias": "champion", "before": None, "after": "2"},
+    ]
 
 
 def test_transition_version_keeps_every_other_byte_and_branch_commit_is_exactly_the_change(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_promote_archive_story(tmp_path: Path, mlflow_server: Server, registry: 
     assert planned.returncode == 0, planned.stderr
     data = json.loads(planned.stdout)
     jsonschema.validate(data, json.loads((ROOT / "schemas/plan.schema.json").read_text()))
-    assert data == {"format_version": 1, "tracking_uri": mlflow_server.uri, "steps": [
+    assert data == {"format_version": 2, "tracking_uri": mlflow_server.uri, "partial": False, "steps": [
         {"model": model, "action": "transition", "version": "1", "from_stage": "Production",
          "to_stage": "Archived", "archived_by": "2"},
         {"model": model, "action": "transition", "version": "2", "from_stage": "Staging",
@@ -77,7 +77,7 @@ def test_reapply_on_a_converged_registry_writes_nothing(
     assert "No changes" in result.stdout
     as_json = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == {
-        "format_version": 1, "tracking_uri": mlflow_server.uri, "ok": True, "steps": [],
+        "format_version": 2, "tracking_uri": mlflow_server.uri, "ok": True, "steps": [], "partial": False,
         "unexpected": []}
     assert seed.snapshot(registry, [model], times=True) == before
 

@@ -101,3 +101,78 @@ def _make_reader_with_canary_password(auth_server: Server, unique: str) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+SIGNATURE = "c2lnLWNhbmFyeS03NzQx"  # the signature of a signed (SAS-style) URL
+SAS_LEAKS = _forms(SIGNATURE) | _forms("2031-01-01T00:00:00Z")  # a signed URL's other values are masked too
+
+# Loaded by the stagectl subprocess (through PYTHONPATH): a transition fails with an exception stagectl does not
+# expect, whose message quotes the request as some HTTP libraries do: its Authorization header (built from the
+# environment, as MLflow builds it) and a signed URL.
+LEAKY_CLIENT = f'''
+import base64
+import os
+
+from mlflow.tracking._model_registry.client import ModelRegistryClient
+
+
+def transition(self, name, version, stage, archive_existing_versions=False):
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if password:
+        basic = f"{{os.environ['MLFLOW_TRACKING_USERNAME']}}:{{password}}".encode()
+        header = "Basic " + base64.b64encode(basic).decode()
+    else:
+        header = "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]
+    raise RuntimeError(f"refused POST transition-stage headers={{ {{'Authorization': header}} }} source="
+                       "https://acct.blob.core.windows.net/models/m.pkl?sv=2024-11-04&se=2031-01-01T00:00:00Z"
+                       "&sig={SIGNATURE}")
+
+
+ModelRegistryClient.transition_model_version_stage = transition
+'''
+
+
+def test_an_unexpected_error_quoting_the_request_is_masked_in_the_job_summary_too(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    model = f"{unique}-m"
+    seed.make_model(registry, model, ["Production", "Staging"])
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n", "Promote")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(LEAKY_CLIENT)
+    summary = tmp_path / "summary.md"
+    pythonpath = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
+    runs = []
+    for credentials in ({"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": PASSWORD},
+                        {"MLFLOW_TRACKING_TOKEN": TOKEN}):
+        for fmt in ("text", "json"):
+            env = {**credentials, "PYTHONPATH": pythonpath, "GITHUB_ACTIONS": "true",
+                   "GITHUB_STEP_SUMMARY": str(summary)}
+            runs.append(stagectl("apply", "--format", fmt, "--tracking-uri", mlflow_server.uri, cwd=repo, env=env))
+    written = summary.read_text()
+    assert all(r.returncode == 1 for r in runs), [r.stderr for r in runs]
+    assert "unexpected RuntimeError: refused POST" in written  # the failure itself is reported
+    assert "'Authorization': 'Basic ***'" in written and "'Authorization': 'Bearer ***'" in written
+    for text in [written] + [r.stdout + r.stderr for r in runs]:
+        for leak in LEAKS | SAS_LEAKS:
+            assert leak not in text, f"{leak!r} leaked"
+
+
+def test_a_signed_registry_url_is_masked_in_every_output(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    model = f"{unique}-m"
+    seed.make_model(registry, model, ["Production", "Staging"])
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n", "Promote")
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    signed = f"{mlflow_server.uri}/?sv=2024-11-04&se=2031-01-01T00:00:00Z&sr=c&sp=r&sig={SIGNATURE}"
+    runs = [stagectl(*debug, *command, "--tracking-uri", signed, cwd=repo, env=env)
+            for command in (["plan"], ["plan", "--format", "json"], ["apply"], ["export", model])
+            for debug in ([], ["--debug"])]
+    assert all(r.returncode == 1 for r in runs)  # a signed URL is not an MLflow server's address
+    assert any("sig=***" in r.stderr for r in runs)
+    for text in [r.stdout + r.stderr for r in runs] + [summary.read_text() if summary.exists() else ""]:
+        for leak in SAS_LEAKS:
+            assert leak not in text, f"{leak!r} leaked"
