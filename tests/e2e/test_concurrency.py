@@ -39,7 +39,7 @@ def test_concurrent_applies_never_leave_two_versions_in_production(
     for _ in range(rounds):
         _reset(registry, model)
         with Reader(mlflow_server.uri, [model]) as watcher:
-            runs = [subprocess.Popen([STAGECTL, "apply", "-f", str(f)], cwd=tmp_path, env=env,
+            runs = [subprocess.Popen([STAGECTL, "apply", "--allow-dirty", "-f", str(f)], cwd=tmp_path, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
             results = [(r.wait(timeout=120), *r.communicate()) for r in runs]
         assert [code for code, _, _ in results] == [0, 0], results

@@ -19,8 +19,9 @@ import pytest
 
 from tests import seed
 from tests.conftest import Server, start_server, stop_server
-from tests.e2e.helpers import STAGECTL, Reader, stagectl, write
+from tests.e2e.helpers import STAGECTL, Reader, stagectl
 from tests.faultproxy import FaultProxy
+from tests.gitrepo import commit_file, make_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,9 @@ def _setup(registry: seed.ModelRegistryClient, prefix: str, tmp_path: Path) -> l
     for name in names:
         seed.make_model(registry, name, ["Production", "Staging"], aliases={"champion": 1})
         body += f"  {name}:\n    production: 2\n    aliases: {{champion: 2}}\n"
-    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n{body}")
+    if not (tmp_path / ".git").exists():  # applied from a checkout, as CI does
+        make_repo(tmp_path)
+    commit_file(tmp_path, f"apiVersion: stagectl/v1\nmodels:\n{body}", f"Promote {prefix}")
     return names
 
 
