@@ -53,6 +53,10 @@ test: lint packages
 test-servers: $(VENV)/.dev
 	$(BIN)/python -c "from tests.servers import OLD_SERVERS, server_venv; [print(server_venv(v)) for v in OLD_SERVERS]"
 
+# Switch each safety mechanism off in a copy of the sources and check that its tests fail (add ARGS=--e2e).
+mutations: $(VENV)/.dev packages
+	$(BIN)/python -m tests.mutations $(ARGS)
+
 # stagectl against what users would write instead, on real servers (sqlite and PostgreSQL): bench/results.json
 bench: $(VENV)/.dev packages
 	$(BIN)/python -m bench.run
