@@ -239,3 +239,16 @@ def test_every_report_of_a_run_limited_to_some_models_says_it_is_partial() -> No
         assert data["partial"] is True and data["models"] == ["fraud-detector"]
     jsonschema.validate(json.loads(json_report.render_plan(PARTIAL)), SCHEMA)
     assert "Partial" not in text.render_plan(PLAN, "stages.yaml") + markdown.render_plan(PLAN, "stages.yaml")
+
+
+def test_apply_results_follow_their_schema_lease_loss_and_unexpected_effects_included() -> None:
+    schema = json.loads((Path(__file__).parents[1] / "schemas/apply.schema.json").read_text())
+    result = ApplyResult("http://registry", (
+        Outcome(Transition("m", "2", Stage.STAGING, Stage.PRODUCTION, archive_existing_versions=True), Status.APPLIED),
+        Outcome(SetAlias("m", "champion", "2", None), Status.SKIPPED, "lease lost: not renewed in time"),
+    ), unexpected={"m": ("version 3 is in Archived, where this apply should have left it in Staging",)})
+    data = json.loads(json_report.render_result(result))
+    jsonschema.validate(data, schema)
+    assert data["ok"] is False and data["unexpected"] == [
+        {"model": "m", "detail": "version 3 is in Archived, where this apply should have left it in Staging"}]
+    assert data["steps"][1]["error"] == "lease lost: not renewed in time" and data["steps"][1]["from_version"] is None
