@@ -40,10 +40,8 @@ def check_model(model: DesiredModel, have: LiveModel | None,
     `known`: model names the registry has, to suggest the closest for a misspelt one.
     """
     if have is None:
-        # Stricter than difflib's default: registry names often share long prefixes (team-, project-) that
-        # would make unrelated models look close.
-        close = difflib.get_close_matches(model.name, known, n=1, cutoff=0.8)
-        return [(model.position, "does not exist in the registry" + (f"; did you mean '{close[0]}'?" if close else ""))]
+        close = _closest(model.name, known)
+        return [(model.position, "does not exist in the registry" + (f"; did you mean '{close}'?" if close else ""))]
     reasons = []
     must_be_ready = set(model.aliases.values()).union(*model.declared().values())
     for version, at in model.version_positions.items():
@@ -55,6 +53,21 @@ def check_model(model: DesiredModel, have: LiveModel | None,
         elif version in must_be_ready and found.status != "READY":
             reasons.append((at, f"version {version} is {found.status}, not READY"))
     return reasons
+
+
+def _closest(name: str, known: Collection[str]) -> str | None:
+    """The registry name `name` is most likely a misspelling of. Registry names often share long prefixes
+    (team-, project-), which alone make unrelated names look alike: what differs after the shared prefix must
+    look alike too."""
+    def likeness(other: str) -> tuple[float, float]:
+        pairs = zip(name, other, strict=False)  # up to the shorter name
+        shared = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(name), len(other)))
+        rest = difflib.SequenceMatcher(None, name[shared:], other[shared:]).ratio()
+        return difflib.SequenceMatcher(None, name, other).ratio(), rest
+
+    scored = [(likeness(other), other) for other in known if other != name]
+    fits = [(whole, other) for (whole, rest), other in scored if whole >= 0.8 and rest >= 0.5]
+    return max(fits)[1] if fits else None
 
 
 def plan(

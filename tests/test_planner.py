@@ -146,8 +146,12 @@ def test_check_suggests_the_registry_name_closest_to_a_misspelt_model() -> None:
         "model 'fraud-detectr' does not exist in the registry; did you mean 'fraud-detector'?"]
     unlike = planner.check(desired(want("zzz")), live(), known=["churn-model", "fraud-detector"])
     assert [p.message for p in unlike] == ["model 'zzz' does not exist in the registry"]
-    same_prefix = planner.check(desired(want("team-a1-ghost")), live(), known=["team-a1-ready", "team-a1-pending"])
-    assert [p.message for p in same_prefix] == ["model 'team-a1-ghost' does not exist in the registry"]
+    same_prefix = planner.check(desired(want("tf0908073-ghost")), live(),
+                                known=["tf0908073-ready", "tf0908073-other", "tf0908073-m"])
+    assert [p.message for p in same_prefix] == ["model 'tf0908073-ghost' does not exist in the registry"]
+    swapped = planner.check(desired(want("team-fruad-detector")), live(), known=["team-fraud-detector", "team-x"])
+    assert [p.message for p in swapped] == [
+        "model 'team-fruad-detector' does not exist in the registry; did you mean 'team-fraud-detector'?"]
 
 
 # -- properties over random registries and files -------------------------------------------------------

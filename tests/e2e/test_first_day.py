@@ -50,7 +50,7 @@ def test_a_sqlite_uri_to_a_file_that_is_not_a_registry_is_refused_and_the_file_l
     else:
         db.write_bytes(content)
     before = (db.read_bytes(), db.stat().st_mtime_ns)
-    for command in (["plan"], ["apply"], ["export"], ["drift"], ["cleanup-report"]):
+    for command in (["plan"], ["apply", "--allow-dirty"], ["export"], ["drift"], ["cleanup-report"]):
         line = _one_error_line(stagectl(*command, "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path))
         assert line.startswith(f"error: no registry at sqlite:///{db}: {db} ")
         assert "nothing was written" in line and "--tracking-uri" in line
@@ -79,8 +79,8 @@ def test_a_misspelt_model_gets_the_registry_name_it_resembles(
     seed.make_model(registry, f"{unique}-fraud-detector", ["Production", "Staging"])
     _file(tmp_path, f"{unique}-fraud-detectr")
     hint = f"does not exist in the registry; did you mean '{unique}-fraud-detector'?"
-    for command in ("plan", "drift", "apply"):
-        result = stagectl(command, "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    for command in (["plan"], ["drift"], ["apply", "--allow-dirty"]):
+        result = stagectl(*command, "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert f"{unique}-fraud-detectr: held, nothing planned for it: {hint}" in result.stdout, result.stdout
 
