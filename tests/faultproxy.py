@@ -139,10 +139,15 @@ def writes(proxy: FaultProxy) -> list[tuple[str, str]]:
 
 def writes_to(proxy: FaultProxy, model: str) -> list[tuple[str, str]]:
     """The writes whose body names the registered model `model` (the lease is the model 'stagectl-lease')."""
+    return [proxy.seen[n] for n in write_numbers(proxy, model)]
+
+
+def write_numbers(proxy: FaultProxy, model: str) -> list[int]:
+    """The request numbers (as the faults and after hooks see them) of the writes to `model`."""
     found = []
-    for (method, path), body in zip(proxy.seen, proxy.bodies, strict=True):
+    for n, ((method, _), body) in enumerate(zip(proxy.seen, proxy.bodies, strict=True)):
         if method in WRITES and body:
             with contextlib.suppress(ValueError):
                 if json.loads(body).get("name") == model:
-                    found.append((method, path))
+                    found.append(n)
     return found
