@@ -116,7 +116,7 @@ def test_every_name_mlflow_accepts_is_read_by_name_managed_and_exported(
     assert all(state == {"stages": {"1": "Archived", "2": "Production"}, "aliases": {"champion": "2"}}
                for state in seed.snapshot(registry, names).values())
     assert all(writes_to(proxy, name) for name in names)
-    assert {name: writes_to(proxy, name) for name in others} == dict.fromkeys(others, [])  # not even a tag
+    assert [name for name in others if writes_to(proxy, name)] == []  # not even a tag
     assert seed.snapshot(registry, others, times=True) == untouched
 
     exported = stagectl("export", *names, *others, "--tracking-uri", mlflow_server.uri, "-o", "exported.yaml",
