@@ -145,7 +145,11 @@ class _Document:
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             at = _position(mark) if mark else Position(1, 1)
-            self.problem(at, f"YAML syntax error: {e.problem or e.context}")
+            if (e.problem or "").startswith("exceeded maximum nesting depth"):
+                # libyaml scans flow collections ahead and meets its own limit (1000) before our events do.
+                self.problem(at, f"nesting deeper than {MAX_DEPTH} levels")
+            else:
+                self.problem(at, f"YAML syntax error: {e.problem or e.context}")
         except yaml.reader.ReaderError as e:
             # Characters YAML refuses (NUL, other control characters): the error has an offset, not a mark.
             before = text[: e.position]

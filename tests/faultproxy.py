@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ class FaultProxy:
         self.count = 0
         self.seen: list[tuple[str, str]] = []  # (method, path without the query) of every request
         self.stamps: list[tuple[float, str, str]] = []  # (time.monotonic() on arrival, method, path): the same
+        self.bodies: list[bytes] = []  # the request bodies, in the same order
         self.injected: list[tuple[int, str, str, str]] = []
         self._lock = threading.Lock()
         proxy = self
@@ -64,6 +66,7 @@ class FaultProxy:
                     proxy.count += 1
                     proxy.seen.append((self.command, self.path.split("?", 1)[0]))
                     proxy.stamps.append((time.monotonic(), self.command, self.path.split("?", 1)[0]))
+                    proxy.bodies.append(body)
                 fault = proxy.faults(n, self.command, self.path)
                 if fault:
                     proxy.injected.append((n, self.command, self.path, fault))
@@ -132,3 +135,19 @@ WRITES = ("POST", "PATCH", "DELETE")
 def writes(proxy: FaultProxy) -> list[tuple[str, str]]:
     """Every request that could change the registry, lease included, in the order they arrived."""
     return [(m, p) for m, p in proxy.seen if m in WRITES]
+
+
+def writes_to(proxy: FaultProxy, model: str) -> list[tuple[str, str]]:
+    """The writes whose body names the registered model `model` (the lease is the model 'stagectl-lease')."""
+    return [proxy.seen[n] for n in write_numbers(proxy, model)]
+
+
+def write_numbers(proxy: FaultProxy, model: str) -> list[int]:
+    """The request numbers (as the faults and after hooks see them) of the writes to `model`."""
+    found = []
+    for n, ((method, _), body) in enumerate(zip(proxy.seen, proxy.bodies, strict=True)):
+        if method in WRITES and body:
+            with contextlib.suppress(ValueError):
+                if json.loads(body).get("name") == model:
+                    found.append(n)
+    return found

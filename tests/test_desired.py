@@ -140,6 +140,9 @@ def test_billion_laughs_fails_fast_on_the_first_anchor() -> None:
 def test_deep_nesting_is_refused_without_recursion_error() -> None:
     found = problems(HEAD + "  m: " + "[" * 3000 + "]" * 3000 + "\n")
     assert len(found) == 1 and found[0].startswith("stages.yaml:3:")
+    assert found[0].endswith(f": nesting deeper than {desired.MAX_DEPTH} levels"), found
+    assert problems(HEAD + "  m: " + "[" * 25 + "]" * 25 + "\n") == [
+        f"stages.yaml:3:{6 + desired.MAX_DEPTH - 2}: nesting deeper than {desired.MAX_DEPTH} levels"]
 
 
 def test_oversized_file_is_refused_before_reading_it_all(tmp_path: Path) -> None:

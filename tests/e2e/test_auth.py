@@ -1,5 +1,5 @@
 """Against a real `mlflow server --app-name basic-auth`: READ may plan, only EDIT may apply, and a
-refused apply writes nothing at all."""
+refused apply changes nothing of the model: its one write to it is refused by the server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from tests import seed
 from tests.conftest import AUTH_USERS, Server
 from tests.e2e.helpers import stagectl, write
+from tests.faultproxy import FaultProxy, write_numbers, writes, writes_to
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +48,7 @@ def _snapshot(uri: str) -> object:
         os.environ.update(saved)
 
 
-def test_read_may_plan_but_its_apply_is_refused_before_any_write(
+def test_read_may_plan_but_its_apply_is_refused_at_its_first_write_to_the_model(
         tmp_path: Path, auth_server: Server, model: str) -> None:
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n")
     uri = ["--tracking-uri", auth_server.uri]
@@ -55,10 +56,22 @@ def test_read_may_plan_but_its_apply_is_refused_before_any_write(
     assert planned.returncode == 0, planned.stderr
     assert "promote version 2: Staging → Production" in planned.stdout
     before = _snapshot(auth_server.uri)
-    refused = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path, env=_as(READER))
+    answered: dict[int, int] = {}  # request number → the status the server answered
+    with FaultProxy(auth_server.uri, after=lambda n, m, p, status: answered.update({n: status})) as proxy:
+        refused = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path, env=_as(READER))
     assert refused.returncode == 1
-    assert "permission denied (PERMISSION_DENIED)" in refused.stderr
+    # The refusal is the server's 403, named under the model; not a guess made by stagectl beforehand.
+    assert f"{model}: promote version 2: Staging → Production ... failed: registry {proxy.uri} answered " \
+           "PERMISSION_DENIED: permission denied (PERMISSION_DENIED)" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr and READER[1] not in refused.stdout + refused.stderr
+    tried = write_numbers(proxy, model)
+    # Its ownership tag is the model's first write; refused, nothing else of the model is attempted.
+    assert [proxy.seen[n] for n in tried] == [("POST", "/api/2.0/mlflow/registered-models/set-tag")]
+    assert [answered[n] for n in tried] == [403]
+    # The lease is the only other write: any user may create a registered model, so it is taken and given back.
+    assert writes_to(proxy, "stagectl-lease") == [("POST", "/api/2.0/mlflow/registered-models/create"),
+                                                  ("DELETE", "/api/2.0/mlflow/registered-models/delete")]
+    assert len(writes(proxy)) == 3
     assert _snapshot(auth_server.uri) == before
 
 

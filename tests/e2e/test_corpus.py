@@ -14,6 +14,7 @@ import pytest
 from tests import seed
 from tests.conftest import Server
 from tests.e2e.helpers import stagectl
+from tests.faultproxy import FaultProxy, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -28,8 +29,11 @@ def _generated() -> dict[str, tuple[bytes, str]]:
     return {
         "billion-laughs.yaml": ("\n".join(laughs).encode(), "1:4: anchors and aliases"),
         "ten-megabytes.yaml": (b"apiVersion: stagectl/v1\nmodels: {}\n" + b"#" * 10_000_000, "1:1: larger than 4 MiB"),
+        # Refused where libyaml's own limit stops its scan ahead, with the same message as ours.
         "deep-nesting.yaml": (b"apiVersion: stagectl/v1\nmodels: " + b"[" * 5000 + b"]" * 5000 + b"\n",
-                              "2:"),
+                              "2:1008: nesting deeper than 20 levels"),
+        "deep-flow.yaml": (b"apiVersion: stagectl/v1\nmodels: " + b"[" * 25 + b"]" * 25 + b"\n",
+                           "2:28: nesting deeper than 20 levels"),
         "deep-mapping.yaml": (b"apiVersion: stagectl/v1\nmodels:\n" + b"".join(
             b" " * (2 * i) + f"k{i}:\n".encode() for i in range(1, 200)) + b" " * 400 + b"x: 1\n",
             "22:41: nesting deeper than 20 levels"),
@@ -67,9 +71,10 @@ def test_hostile_file_exits_1_fast_with_file_line_and_problem(
     (tmp_path / "stages.yaml").write_bytes(raw)
     registry = seed.client(mlflow_server.uri)
     before = seed.snapshot(registry, [corpus_model], times=True)
-    started = time.monotonic()
-    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=30)
-    elapsed = time.monotonic() - started
+    with FaultProxy(mlflow_server.uri) as proxy:
+        started = time.monotonic()
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path, timeout=30)
+        elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stdout
     position, _, fragment = expect.partition(": ")
     # A file error on stderr; a model the registry lacks is held, and named in the report.
@@ -77,4 +82,5 @@ def test_hostile_file_exits_1_fast_with_file_line_and_problem(
     assert f"stages.yaml:{position}" in output and fragment in output, output
     assert "Traceback" not in result.stderr
     assert elapsed < 10, f"{name} took {elapsed:.1f} s"  # about a second of it is starting Python
+    assert writes(proxy) == []  # not the lease either
     assert seed.snapshot(registry, [corpus_model], times=True) == before

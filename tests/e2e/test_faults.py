@@ -46,6 +46,11 @@ def _converged(registry: seed.ModelRegistryClient, names: list[str]) -> bool:
                                                     "aliases": {"champion": "2"}} for n in names)
 
 
+def _no_lease_left(registry: seed.ModelRegistryClient) -> None:
+    """Searched by name: a registry of more than a page of models must not hide a leaked lease."""
+    assert registry.search_registered_models(filter_string="name = 'stagectl-lease'") == []
+
+
 def _account(result: subprocess.CompletedProcess[str], registry: seed.ModelRegistryClient) -> None:
     """Exit 1 must come with an exact account: every step applied, failed or skipped, and 'applied' true."""
     data = json.loads(result.stdout)
@@ -92,6 +97,7 @@ def test_faulty_network_ends_converged_or_with_an_exact_account(
             again = stagectl("apply", "--tracking-uri", mlflow_server.uri, "--lease-wait", "30", cwd=tmp_path)
             assert again.returncode == 0, again.stdout + again.stderr
         assert _converged(registry, names)
+        _no_lease_left(registry)
         assert reader.most <= 1 and reader.versions_seen == 2
         assert proxy.injected, "the proxy injected no fault at all"
 
@@ -127,16 +133,19 @@ def test_server_killed_after_step_k_then_restarted_next_apply_converges(
                 if writes[0] == k:
                     _kill(servers[-1])
 
-        with FaultProxy(servers[-1].uri, after=after) as proxy:
+        # The reader watches the killed run too: the kill must not leave two versions in Production.
+        with FaultProxy(servers[-1].uri, after=after) as proxy, Reader(servers[-1].uri, names) as during:
             first = stagectl("apply", "--tracking-uri", proxy.uri, "--lease-ttl", "3", "--parallelism", "1",
                              cwd=tmp_path, env=FAST, timeout=120)
         assert first.returncode == 1, first.stdout + first.stderr
+        assert during.most <= 1 and during.versions_seen == 2
         servers.append(start_server(workdir, backend_uri=servers[0].backend))
         with Reader(servers[-1].uri, names) as reader:
             second = stagectl("apply", "--tracking-uri", servers[-1].uri, "--lease-wait", "30", cwd=tmp_path)
         assert second.returncode == 0, second.stdout + second.stderr
         registry = seed.client(servers[-1].uri)
         assert _converged(registry, names)
+        _no_lease_left(registry)
         assert reader.most <= 1 and reader.versions_seen == 2
 
 
@@ -162,4 +171,5 @@ def test_stagectl_killed_mid_apply_next_run_converges(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Waiting for the registry lease" in again.stderr  # the killed run's lease, until it expired
     assert _converged(registry, names)
+    _no_lease_left(registry)
     assert reader.most <= 1 and reader.versions_seen == 2

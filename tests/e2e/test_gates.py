@@ -10,6 +10,7 @@ import pytest
 from tests import seed
 from tests.conftest import Server
 from tests.e2e.helpers import stagectl, write
+from tests.faultproxy import FaultProxy, writes
 from tests.gitrepo import commit_file, git, make_repo
 
 pytestmark = pytest.mark.e2e
@@ -42,11 +43,13 @@ def test_require_tags_and_promote_from_violations_block_apply_with_no_write(
         ("promote_from", "3"): (False, "in None, not in Staging now, nor declared in staging before"),
     }
     before = seed.snapshot(registry, [model], times=True)
-    applied = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        applied = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert applied.returncode == 1
     assert "the plan violates 3 gates; nothing was written" in applied.stderr
     assert f"VIOLATED  require_tags: {model} version 2: missing validation_status=passed (has 'failed')" \
         in applied.stderr
+    assert writes(proxy) == []  # no lease, no ownership tag
     assert seed.snapshot(registry, [model], times=True) == before
 
     registry.set_model_version_tag(model, "2", "validation_status", "passed")
@@ -101,9 +104,11 @@ def test_max_changes_refuses_a_large_plan_unless_raised_on_the_command_line(
                                     f"models:\n{body}")
     uri = ["--tracking-uri", mlflow_server.uri]
     before = seed.snapshot(registry, names, times=True)
-    refused = stagectl("apply", "--allow-dirty", *uri, cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        refused = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert refused.returncode == 1
     assert "max_changes: plan: 3 steps exceed max_changes 2 (raise it with --max-changes)" in refused.stderr
+    assert writes(proxy) == []
     assert seed.snapshot(registry, names, times=True) == before
     allowed = stagectl("apply", "--allow-dirty", *uri, "--max-changes", "3", cwd=tmp_path)
     assert allowed.returncode == 0, allowed.stderr

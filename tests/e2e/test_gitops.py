@@ -11,6 +11,7 @@ import pytest
 from tests import seed
 from tests.conftest import ROOT, Server
 from tests.e2e.helpers import stagectl
+from tests.faultproxy import FaultProxy, writes
 from tests.gitrepo import commit_file, git, make_repo
 
 pytestmark = pytest.mark.e2e
@@ -90,9 +91,11 @@ def test_apply_refuses_uncommitted_changes_and_writes_nothing(
     commit_file(repo, stages(model, "    production: 1\n"), "Initial")
     (repo / "stages.yaml").write_text(stages(model, "    production: 2\n"))
     before = seed.snapshot(registry, [model], times=True)
-    result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=repo)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("apply", "--tracking-uri", proxy.uri, cwd=repo)
     assert result.returncode == 1
     assert "stages.yaml has uncommitted changes" in result.stderr and "--allow-dirty" in result.stderr
+    assert writes(proxy) == []
     assert seed.snapshot(registry, [model], times=True) == before
 
     allowed = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=repo)

@@ -12,6 +12,7 @@ import pytest
 from tests import seed
 from tests.conftest import ROOT, Server, free_port
 from tests.e2e.helpers import stagectl, write
+from tests.faultproxy import FaultProxy, writes, writes_to
 
 pytestmark = pytest.mark.e2e
 
@@ -72,13 +73,16 @@ def test_reapply_on_a_converged_registry_writes_nothing(
     story_file(tmp_path, model)
     before = seed.snapshot(registry, [model], times=True)
     time.sleep(0.01)  # a write now would carry a later timestamp
-    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "No changes" in result.stdout
-    as_json = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, "--format", "json", cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "No changes" in result.stdout
+        as_json = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == {
-        "format_version": 2, "tracking_uri": mlflow_server.uri, "ok": True, "steps": [], "partial": False,
+        "format_version": 2, "tracking_uri": proxy.uri, "ok": True, "steps": [], "partial": False,
         "unexpected": []}
+    assert writes(proxy) == []  # no lease, no tag, no alias set again
+    assert proxy.seen, "the runs did not go through the proxy"
     assert seed.snapshot(registry, [model], times=True) == before
 
 
@@ -122,9 +126,11 @@ def test_bad_file_exits_1_with_position_and_writes_nothing(
                                     f"  {other}:\n    production: 2\n")
     before = seed.snapshot(registry, [model, other], times=True)
     dirty_ok = ["--allow-dirty"] if command == "apply" else []  # outside git: the file is what is tested
-    result = stagectl(command, *dirty_ok, "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl(command, *dirty_ok, "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert result.returncode == 1
     assert f"stages.yaml:{position}: " in result.stderr and message in result.stderr, result.stderr
+    assert writes(proxy) == []
     assert seed.snapshot(registry, [model, other], times=True) == before
 
 
@@ -150,9 +156,11 @@ def test_unreadable_file_exits_1_fast_and_writes_nothing(
     seed.make_model(registry, model, ["Production", "Staging"])
     (tmp_path / "stages.yaml").write_bytes(raw)
     before = seed.snapshot(registry, [model], times=True)
-    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path, timeout=20)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path, timeout=20)
     assert result.returncode == 1
     assert f"stages.yaml:{position}: " in result.stderr and message in result.stderr, result.stderr
+    assert writes(proxy) == []
     assert seed.snapshot(registry, [model], times=True) == before
 
 
@@ -167,10 +175,13 @@ def test_a_model_the_registry_lacks_is_held_alone_and_the_run_exits_1(
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n"
                                     f"  {held}:\n    production: {9 if ghost == 'version' else 1}\n")
     before = seed.snapshot(registry, [other], times=True)
-    result = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert result.returncode == 1
     assert f"{held}: held, nothing planned for it: {reason} (stages.yaml:{position})" in result.stdout, result.stdout
     assert seed.snapshot(registry, [model])[model]["stages"] == {"1": "Archived", "2": "Production"}
+    assert writes_to(proxy, held) == [] and writes_to(proxy, other) == []  # not even an ownership tag
+    assert writes_to(proxy, model), "the model not held was not written through the proxy"
     assert seed.snapshot(registry, [other], times=True) == before
 
 

@@ -13,7 +13,7 @@ import yaml
 from tests import seed
 from tests.conftest import Server
 from tests.e2e.helpers import stagectl, write
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import FaultProxy, writes, writes_to
 
 pytestmark = pytest.mark.e2e
 
@@ -48,13 +48,16 @@ def test_a_registry_apart_from_tracking_is_the_one_written_and_the_one_the_appli
     env = {"MLFLOW_TRACKING_URI": mlflow_server.uri, "MLFLOW_REGISTRY_URI": second_server.uri}
     before = seed.snapshot(tracking, [model], times=True)
 
-    planned = stagectl("plan", "--format", "json", cwd=tmp_path, env=env)
-    assert planned.returncode == 0, planned.stderr
-    assert json.loads(planned.stdout)["tracking_uri"] == second_server.uri  # the report names the registry
-    applied = stagectl("apply", "--allow-dirty", cwd=tmp_path, env=env)
+    with FaultProxy(mlflow_server.uri) as proxy:  # the tracking server, watched on the wire
+        through = {**env, "MLFLOW_TRACKING_URI": proxy.uri}
+        planned = stagectl("plan", "--format", "json", cwd=tmp_path, env=through)
+        assert planned.returncode == 0, planned.stderr
+        assert json.loads(planned.stdout)["tracking_uri"] == second_server.uri  # the report names the registry
+        applied = stagectl("apply", "--allow-dirty", cwd=tmp_path, env=through)
     assert applied.returncode == 0, applied.stderr
     assert f"Registry: {second_server.uri}" in applied.stdout
 
+    assert writes(proxy) == []  # not a tag, not the lease: the tracking server is not the registry
     assert seed.snapshot(tracking, [model], times=True) == before
     assert seed.snapshot(registry, [model])[model] == {
         "stages": {"1": "Archived", "2": "Production"}, "aliases": {"champion": "2"}}
@@ -107,10 +110,13 @@ def test_every_name_mlflow_accepts_is_read_by_name_managed_and_exported(
     promoted = {s["model"] for s in json.loads(planned.stdout)["steps"] if s.get("to_stage") == "Production"}
     assert promoted == set(names)
 
-    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        applied = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert all(state == {"stages": {"1": "Archived", "2": "Production"}, "aliases": {"champion": "2"}}
                for state in seed.snapshot(registry, names).values())
+    assert all(writes_to(proxy, name) for name in names)
+    assert [name for name in others if writes_to(proxy, name)] == []  # not even a tag
     assert seed.snapshot(registry, others, times=True) == untouched
 
     exported = stagectl("export", *names, *others, "--tracking-uri", mlflow_server.uri, "-o", "exported.yaml",
@@ -142,12 +148,14 @@ def test_a_version_still_registering_holds_only_its_model(
         ghost: "does not exist in the registry (stages.yaml:3:3)",
         pending: "version 2 is PENDING_REGISTRATION, not READY (stages.yaml:6:17)"}
 
-    applied = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
+    with FaultProxy(mlflow_server.uri) as proxy:
+        applied = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path)
     assert applied.returncode == 1
     assert "Apply complete: 2 applied, 0 failed, 0 skipped." in applied.stdout, applied.stdout + applied.stderr
     assert f"{pending}: held, nothing planned for it: version 2 is PENDING_REGISTRATION" in applied.stdout
     assert f"{ghost}: held, nothing planned for it: does not exist in the registry" in applied.stdout
     assert seed.snapshot(registry, [ready])[ready]["stages"] == {"1": "Archived", "2": "Production"}
+    assert writes_to(proxy, ready) and writes_to(proxy, pending) == [] and writes_to(proxy, ghost) == []
     assert seed.snapshot(registry, [pending], times=True) == before
     markdown = stagectl("apply", "--allow-dirty", "--tracking-uri", mlflow_server.uri, "--format", "markdown",
                         cwd=tmp_path)

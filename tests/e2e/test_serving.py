@@ -38,9 +38,17 @@ def test_resolves_by_stage_and_by_alias_to_a_pinned_version(mlflow_server: Serve
 
 def test_the_pinned_uri_stays_on_its_version_when_the_stage_moves(
         mlflow_server: Server, registry: seed.ModelRegistryClient, fraud: str) -> None:
-    before = get_model(fraud, stage="production", tracking_uri=mlflow_server.uri)
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    pinned = get_model(fraud, stage="production", tracking_uri=mlflow_server.uri).uri
     registry.transition_model_version_stage(fraud, "3", "Production", archive_existing_versions=True)
-    assert before.uri == f"models:/{fraud}/2"
+    # Resolved by MLflow after the move, as a loader would: the pinned URI still names version 2,
+    # while the stage URI it replaces now names version 3.
+    client = MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
+    assert get_model_name_and_version(client, pinned) == (fraud, "2")
+    assert get_model_name_and_version(client, f"models:/{fraud}/Production") == (fraud, "3")
+    assert client.get_model_version(*get_model_name_and_version(client, pinned)).current_stage == "Archived"
     assert get_model(fraud, stage="production", tracking_uri=mlflow_server.uri).uri == f"models:/{fraud}/3"
 
 
