@@ -179,9 +179,6 @@ def _step(data: Mapping[str, Any]) -> Step:
 def _schema() -> dict[str, Any]:
     from importlib import resources
 
-    plan_schema = json.loads(resources.files("controller").joinpath("schemas/plan.schema.json").read_text("utf-8"))
-    saved: dict[str, Any] = json.loads(
+    schema: dict[str, Any] = json.loads(
         resources.files("controller").joinpath("schemas/saved-plan.schema.json").read_text("utf-8"))
-    saved["$defs"] = {**plan_schema["$defs"], **saved.get("$defs", {})}
-    saved["properties"] = {**plan_schema["properties"], **saved["properties"]}
-    return saved
+    return schema

@@ -252,3 +252,10 @@ def test_apply_results_follow_their_schema_lease_loss_and_unexpected_effects_inc
     assert data["ok"] is False and data["unexpected"] == [
         {"model": "m", "detail": "version 3 is in Archived, where this apply should have left it in Staging"}]
     assert data["steps"][1]["error"] == "lease lost: not renewed in time" and data["steps"][1]["from_version"] is None
+
+
+def test_the_saved_plan_schema_stands_alone_and_keeps_the_plan_schemas_definitions() -> None:
+    schemas = Path(__file__).parents[1] / "schemas"
+    plan, saved = (json.loads((schemas / name).read_text()) for name in ("plan.schema.json", "saved-plan.schema.json"))
+    assert {k: saved["properties"][k] for k in plan["properties"]} == plan["properties"]
+    assert {k: saved["$defs"][k] for k in plan["$defs"]} == plan["$defs"]
