@@ -88,3 +88,41 @@ def test_wrong_password_is_a_clear_error(tmp_path: Path, auth_server: Server, mo
     result = stagectl("plan", "--tracking-uri", auth_server.uri, cwd=tmp_path, env=_as(("reader", "wrong-pw-5")))
     assert result.returncode == 1
     assert "permission denied" in result.stderr and "wrong-pw-5" not in result.stderr
+
+
+@pytest.mark.parametrize("editable_first", [True, False], ids=["edit-sorts-first", "read-sorts-first"])
+def test_permissions_are_per_model_whatever_the_names(
+        editable_first: bool, tmp_path: Path, auth_server: Server, unique: str) -> None:
+    """EDIT on one model, READ on another: the one is applied, the other refused under its own name, in
+    either alphabetical order."""
+    editable, readonly = (f"{unique}-aa-edit", f"{unique}-zz-read") if editable_first else \
+        (f"{unique}-zz-edit", f"{unique}-aa-read")
+    saved = dict(os.environ)
+    os.environ.update(_as(ADMIN))
+    try:
+        from mlflow.server import get_app_client
+
+        for name in (editable, readonly):
+            seed.make_model(seed.client(auth_server.uri), name, ["Production", "Staging"])
+        get_app_client("basic-auth", tracking_uri=auth_server.uri).grant_user_permission(
+            EDITOR[0], "registered_model", editable, "EDIT")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    body = "".join(f"  {name}:\n    production: 2\n" for name in sorted((editable, readonly)))
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n{body}")
+    with FaultProxy(auth_server.uri) as proxy:
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path, env=_as(EDITOR))
+    assert result.returncode == 1
+    assert f"{readonly}: promote version 2: Staging → Production ... failed: registry {proxy.uri} answered " \
+           "PERMISSION_DENIED" in result.stderr, result.stderr
+    assert f"{editable}: promote version 2: Staging → Production ... applied" in result.stderr, result.stderr
+    assert [p for _, p in writes_to(proxy, readonly)] == ["/api/2.0/mlflow/registered-models/set-tag"]
+    os.environ.update(_as(ADMIN))
+    try:
+        stages = seed.snapshot(seed.client(auth_server.uri), [editable, readonly])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert stages[editable]["stages"] == {"1": "Archived", "2": "Production"}  # type: ignore[index]
+    assert stages[readonly]["stages"] == {"1": "Production", "2": "Staging"}  # type: ignore[index]
