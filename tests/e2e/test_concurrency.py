@@ -61,7 +61,11 @@ def test_an_apply_that_waited_for_the_lease_plans_again_under_it(
                   f"apiVersion: stagectl/v1\nowner: team\nmodels:\n  {model}:\n    production: 2\n")
     second = write(tmp_path / "second.yaml",
                    f"apiVersion: stagectl/v1\nowner: team\nmodels:\n  {model}:\n    production: 1\n    staging: []\n")
-    second_waits = threading.Event()
+    first_holds, second_waits = threading.Event(), threading.Event()
+
+    def took_lease(n: int, method: str, path: str, status: int) -> None:
+        if path.startswith("/api/2.0/mlflow/registered-models/create") and status == 200:
+            first_holds.set()
 
     def hold_first_write(n: int, method: str, path: str) -> None:
         if path.startswith("/api/2.0/mlflow/model-versions/transition-stage"):
@@ -73,12 +77,16 @@ def test_an_apply_that_waited_for_the_lease_plans_again_under_it(
             second_waits.set()
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "NO_COLOR": "1"}
-    with FaultProxy(mlflow_server.uri, faults=hold_first_write) as first_proxy, \
+    def start(file: Path, proxy: FaultProxy) -> subprocess.Popen[str]:
+        return subprocess.Popen([STAGECTL, "apply", "-f", str(file), "--tracking-uri", proxy.uri, "--allow-dirty"],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    with FaultProxy(mlflow_server.uri, faults=hold_first_write, after=took_lease) as first_proxy, \
             FaultProxy(mlflow_server.uri, after=refused_lease) as second_proxy, \
             Reader(mlflow_server.uri, [model]) as watcher:
-        runs = [subprocess.Popen([STAGECTL, "apply", "-f", str(f), "--tracking-uri", proxy.uri, "--allow-dirty"],
-                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for f, proxy in ((first, first_proxy), (second, second_proxy))]
+        runs = [start(first, first_proxy)]
+        assert first_holds.wait(60), "the first apply never took the lease"
+        runs.append(start(second, second_proxy))  # it plans before it meets the lease: that plan goes stale
         results = [(r.wait(timeout=120), *r.communicate()) for r in runs]
     assert [code for code, _, _ in results] == [0, 0], results
     assert "Waiting for the registry lease" in results[1][2]
