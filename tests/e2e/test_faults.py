@@ -171,3 +171,29 @@ def test_stagectl_killed_mid_apply_next_run_converges(
     assert _converged(registry, names)
     _no_lease_left(registry)  # the killed run's lease was taken over by the next, and released
     assert reader.most <= 1 and reader.versions_seen == 2
+
+
+def test_a_write_whose_reply_was_lost_is_read_back_not_sent_again(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+    """Deterministic: the server commits the first promotion, and its reply is dropped. stagectl must read the
+    version back and find it promoted, not send the promotion again. MLflow's own retries are off, so any
+    second attempt would be stagectl's."""
+    names = _setup(registry, unique, tmp_path)
+    dropped: list[int] = []
+
+    def drop_first_promotion(n: int, method: str, path: str) -> str | None:
+        if method == "POST" and "transition-stage" in path and not dropped:
+            dropped.append(n)
+            return "drop_after"
+        return None
+
+    with FaultProxy(mlflow_server.uri, faults=drop_first_promotion) as proxy:
+        result = stagectl("apply", "--tracking-uri", proxy.uri, "--parallelism", "1", cwd=tmp_path,
+                          env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [fault for *_, fault in proxy.injected] == ["drop_after"]
+    promotions = [n for n, (m, p) in enumerate(proxy.seen) if p.endswith("/transition-stage")]
+    assert len(promotions) == MODELS  # one per model: the one whose reply was lost was not sent twice
+    after = proxy.seen[dropped[0] + 1]
+    assert after == ("GET", "/api/2.0/mlflow/model-versions/get"), proxy.seen  # read back first
+    assert _converged(registry, names)
