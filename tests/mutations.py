@@ -85,6 +85,11 @@ MUTATIONS = (
              "                if done():\n                    return result()", "                pass",
              ("tests/test_applier.py::test_a_write_whose_reply_was_lost_is_read_back_not_repeated",),
              ("tests/e2e/test_faults.py::test_a_write_whose_reply_was_lost_is_read_back_not_sent_again",)),
+    Mutation("bad input is refused before the registry is contacted", "controller/desired.py",
+             "    if doc.problems:\n        raise ConfigError(tuple(sorted(doc.problems, key=lambda p: "
+             "(p.line or 0, p.col or 0))))\n", "",
+             ("tests/test_desired.py::test_all_problems_are_reported_at_once_in_file_order",),
+             ("tests/e2e/test_corpus.py",)),
     Mutation("gates hold", "controller/planner.py",
              "        checks += _gates(model, have, model_steps, (staged_before or {}).get(model.name, {}))\n", "",
              ("tests/test_planner.py::test_require_tags_checks_each_version_entering_production",),
