@@ -253,7 +253,7 @@ def test_plan_base_shows_a_lifted_freeze_or_a_removed_gate_in_every_format(
     assert f"| {model} | policy.{lifted}: {before} → — |" in markdown
     data = json.loads(stagectl("plan", *uri, "--format", "json", cwd=repo).stdout)
     jsonschema.validate(data, json.loads((ROOT / "schemas/plan.schema.json").read_text()))
-    assert data["base"]["changes"] == [{"model": model, "key": f"policy.{lifted}", "before": before, "after": "—"}]
+    assert data["base"]["changes"] == [{"model": model, "key": f"policy.{lifted}", "before": before, "after": None}]
 
     history = stagectl("history", model, cwd=repo)
     assert history.stdout.splitlines()[3].endswith(f"policy.{lifted}: {before} → —"), history.stdout
