@@ -87,6 +87,21 @@ def plan_case(backend_kind: str, models: int, versions: int, repeat: int) -> dic
             "time_ratio": round(stagectl["seconds"] / floor["seconds"], 2)}
 
 
+def shared_case(backend_kind: str, models: int, versions: int, ours: int) -> dict[str, Any]:
+    """A shared registry of `models` times `versions` in which the file names only `ours` models: plan's requests
+    and memory must follow the file, not the registry."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with _server(backend_kind, work) as (server, backend):
+            seed.bulk(backend, "other", models - ours, versions)
+            seed.bulk(backend, "ours", ours, versions)
+            file = stages_file(work / "stages.yaml", "ours", ours, versions)
+            with FaultProxy(server.uri) as proxy:
+                run = timed([str(BIN / "stagectl"), "plan", "-f", str(file), "--tracking-uri", proxy.uri,
+                             "--format", "json"], proxy, work, memory=True)
+    return {"backend": backend_kind, "models": models, "versions": versions, "ours": ours, "stagectl": run}
+
+
 def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> dict[str, Any]:
     """The wave twice each for stagectl and the pool, in the order pool, stagectl, stagectl, pool (a server
     warms up as it goes, and neither side should get the cold start): the better of each pair counts."""
@@ -179,6 +194,12 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['pool']['seconds']:.1f} s | {_seconds(naive)} | "
                      f"{r['vs_pool']:.2f}× | {str(r.get('speedup_vs_naive', '—')) + ('×' if naive else '')} | "
                      f"{r['stagectl']['requests']} / {r['pool']['requests']} / {naive['requests'] if naive else '—'} |")
+    lines += ["", "| backend | shared registry (models × versions) | models in the file | stagectl plan | requests "
+              "| peak MB |", "|---|---|--:|--:|--:|--:|"]
+    for r in results.get("shared", []):
+        run = r["stagectl"]
+        lines.append(f"| {r['backend']} | {r['models']} × {r['versions']} | {r['ours']} | "
+                     f"{run['seconds']:.2f} s | {run['requests']} | {run['peak_mb']:.0f} |")
     s = results["startup"]
     lines += ["", f"Start-up (medians): `import yaml, jsonschema` {s['baseline_seconds']:.3f} s; "
               f"`stagectl --help` {s['help_seconds']:.3f} s ({s['help_ratio']:.2f}×); "
@@ -199,7 +220,11 @@ def main() -> None:
     def save() -> None:  # after every case: a long run that stops keeps what it measured
         (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
 
+    results["shared"] = []
     for backend in args.backends.split(","):
+        print(f"plan  {backend} shared registry", file=sys.stderr, flush=True)
+        results["shared"].append(shared_case(backend, 500 if args.quick else 20_000, 10, 300))
+        save()
         for models, versions in sizes:
             print(f"plan  {backend} {models}x{versions}", file=sys.stderr, flush=True)
             results["plan"].append(plan_case(backend, models, versions, repeat=4))
