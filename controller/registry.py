@@ -259,14 +259,24 @@ class Registry:
             import mlflow.pyfunc
         except ImportError:
             raise ResolveError("loading a model needs the full mlflow package: pip install 'stagectl[serve]'") from None
-        previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        # Setting the URIs also sets MLFLOW_*_URI in the environment, and setting back what get_*_uri() returned
+        # would pin MLflow's defaults for the rest of the process: put back exactly what was there, unset included.
+        saved = (tracking_utils._tracking_uri, registry_utils._registry_uri,
+                 {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")})
         mlflow.set_tracking_uri(self.tracking_uri)  # models:/ and mlflow-artifacts:/ resolve against these
         mlflow.set_registry_uri(self.uri)
         try:
             return self._call(lambda: mlflow.pyfunc.load_model(uri))
         finally:
-            mlflow.set_tracking_uri(previous[0])
-            mlflow.set_registry_uri(previous[1])
+            tracking_utils._tracking_uri, registry_utils._registry_uri = saved[0], saved[1]
+            for name, value in saved[2].items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def stage_of(self, model: str, version: str) -> Stage:
         mv = self._call(lambda: self._client.get_model_version(model, version))
