@@ -19,6 +19,7 @@ class Output:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     secrets: tuple[str, ...] = field(default_factory=uris.secrets)
+    json_report: Path | None = None  # --json-report: the report also goes here as JSON, whatever the format
 
     @property
     def color(self) -> bool:
@@ -35,6 +36,11 @@ class Output:
     def summary(self, render: Callable[[], str]) -> None:
         """Append a report to the GitHub job summary, when there is one, masked like everything else."""
         github.write_summary(render, self.secrets)
+
+    def also_json(self, render: Callable[[], str]) -> None:
+        """The report as JSON to the file named by --json-report (for scripts and the GitHub Action)."""
+        if self.json_report is not None:
+            self.write_file(self.json_report, render())
 
     def write_file(self, path: Path, text: str) -> None:
         """A report written to a file the user named: masked like stdout, and never through a symlink."""

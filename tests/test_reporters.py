@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 
+import controller
 from controller import github
 from controller.changes import Change, Review
 from controller.errors import Problem
@@ -126,8 +127,9 @@ def test_json_plan_is_stable_and_matches_its_schema() -> None:
         {"model": "fraud-detector", "action": "set_alias", "alias": "champion", "version": "2",
          "from_version": "1"},
     ]
-    assert list(data) == ["format_version", "tracking_uri", "steps", "partial"]
-    assert data["format_version"] == 2 and data["partial"] is False
+    assert list(data) == ["format_version", "stagectl_version", "tracking_uri", "changes", "steps", "partial"]
+    assert data["format_version"] == 2 and data["partial"] is False and data["changes"] == len(data["steps"])
+    assert data["stagectl_version"] == controller.__version__
 
 
 def test_json_result_carries_each_outcome() -> None:

@@ -166,6 +166,7 @@ def _refuse_unknown(adopt: frozenset[str], state: DesiredState) -> None:
 def _finish(result: ApplyResult, fmt: str, out: Output) -> int:
     out.data(_render(result, fmt, out))
     out.summary(lambda: markdown.render_result(result))
+    out.also_json(lambda: json_report.render_result(result))
     return 0 if result.ok and not result.held else 1
 
 
@@ -183,6 +184,7 @@ def _in_sync(plan: Plan, fmt: str, file: Path, out: Output) -> int:
         out.info(held_line(model, plan.frozen[model], len(steps)))
     nothing = ApplyResult(plan.tracking_uri, (), held=plan.held, targets=plan.targets)
     out.data(json_report.render_result(nothing) if fmt == "json" else render(plan, fmt, str(file), out))
+    out.also_json(lambda: json_report.render_result(nothing))
     return 1 if plan.held else 0
 
 

@@ -27,7 +27,7 @@ def cleanup_report(models: list[str], file: Path, given: uris.Given, older_than:
     found = candidates(registry.read(models or None), state, now_ms, seconds)
     source = str(file) if state else "no stages file"
     if fmt == "json":
-        out.data(json.dumps({"format_version": json_report.FORMAT_VERSION, "tracking_uri": registry.display_uri,
+        out.data(json.dumps({**json_report.header(), "tracking_uri": registry.display_uri,
                              "older_than": older_than,
                              "stages_file": str(file) if state else None, "candidates": [
                                  {"model": c.model, "version": c.version, "run_id": c.run_id,

@@ -36,6 +36,7 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
     owner = pipeline.owner(state, file)
     report = [_classify(model, live.models[model.name], revisions, checkout, owner) for model in models]
     out.data(_render(report, registry.display_uri, str(file), fmt, held))
+    out.also_json(lambda: _render(report, registry.display_uri, str(file), "json", held))
     drifted = [d for d in report if d.drifted]
     if mode == "heal" and any(d.kind is not Kind.IN_SYNC for d in report):
         from .apply import apply
@@ -99,7 +100,8 @@ def _propose(file: Path, state: DesiredState, live: LiveState, drifted: list[Mod
 
 def _render(report: list[ModelDrift], uri: str, source: str, fmt: str, held: dict[str, str]) -> str:
     if fmt == "json":
-        return json.dumps({"format_version": json_report.FORMAT_VERSION, "tracking_uri": uri, "models": [
+        return json.dumps({**json_report.header(), "tracking_uri": uri,
+                           "changes": sum(len(d.restore) for d in report), "models": [
             {"model": d.model, "status": d.kind.value, "applied_commit": d.applied_commit,
              "matches_commit": d.matches_commit, "managed_by": d.owner,
              "pending": [c.data() for c in d.pending],

@@ -33,7 +33,7 @@ def history(model: str, file: Path, fmt: str, out: Output) -> int:
         listed = [{"commit": e.commit.sha, "date": e.commit.date, "author": e.commit.author,
                    "subject": e.commit.subject, "note": e.note or None, "changes": [c.data() for c in e.changes]}
                   for e in entries]
-        out.data(json.dumps({"format_version": json_report.FORMAT_VERSION, "model": model, "file": checkout.path,
+        out.data(json.dumps({**json_report.header(), "model": model, "file": checkout.path,
                              "entries": listed}, indent=2) + "\n")
         return 0
     if not entries:

@@ -33,6 +33,7 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
     if base is None:
         out.data(render(result, fmt, str(file), out))
         out.summary(lambda: markdown.render_plan(result, str(file)))
+        out.also_json(lambda: json_report.render_plan(result))
     else:
         review = Review(base, diff(before, state), result, _drift(before, live))
         if fmt == "json":
@@ -42,6 +43,7 @@ def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base:
         else:
             out.data(text.render_review(review, str(file), color=out.color))
         out.summary(lambda: markdown.render_review(review, str(file)))
+        out.also_json(lambda: json_report.render_review(review))
     if result.violations:
         out.info(f"{len(result.violations)} gate{'s' if len(result.violations) != 1 else ''} violated: "
                  "apply would refuse this plan")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .. import uris
+from ..reporters import json as json_report
 from ..resolve import get_model
 from . import Output
 
@@ -17,5 +18,8 @@ def resolve(model: str, stage: str | None, alias: str | None, check_file: Path |
             out.also_hide(uri)
     resolved = get_model(model, stage=stage, alias=alias, tracking_uri=given.tracking_uri,
                          registry_uri=given.registry_uri, stages_file=check_file)
-    out.data(json.dumps(resolved.as_dict(), indent=2) + "\n" if fmt == "json" else resolved.uri + "\n")
+    if fmt == "json":
+        out.data(json.dumps({**json_report.header(), **resolved.as_dict()}, indent=2) + "\n")
+    else:
+        out.data(resolved.uri + "\n")
     return 0

@@ -6,10 +6,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .. import __version__
 from ..changes import Review
 from ..model import ApplyResult, Plan, SetAlias, Step
 
 FORMAT_VERSION = 2  # 2: null for absent values, lists as arrays, alias changes with an alias field
+
+
+def header() -> dict[str, Any]:
+    """How every JSON document stagectl writes begins: its format, and the stagectl that wrote it."""
+    return {"format_version": FORMAT_VERSION, "stagectl_version": __version__}
 
 
 def step_data(step: Step) -> dict[str, Any]:
@@ -26,7 +32,7 @@ def step_data(step: Step) -> dict[str, Any]:
 
 
 def plan_data(plan: Plan) -> dict[str, Any]:
-    data: dict[str, Any] = {"format_version": FORMAT_VERSION, "tracking_uri": plan.tracking_uri,
+    data: dict[str, Any] = {**header(), "tracking_uri": plan.tracking_uri, "changes": len(plan.steps),
                             "steps": [step_data(s) for s in plan.steps], **_partial(plan.targets)}
     if plan.checks:
         data["checks"] = [{"gate": c.gate, "model": c.model, "version": c.version, "ok": c.ok, "detail": c.detail}
@@ -62,7 +68,7 @@ def render_review(review: Review) -> str:
 def render_result(result: ApplyResult) -> str:
     steps = [{**step_data(o.step), "status": o.status.value, "error": o.error} for o in result.outcomes]
     data: dict[str, Any] = {
-        "format_version": FORMAT_VERSION, "tracking_uri": result.tracking_uri, "ok": result.ok, "steps": steps,
+        **header(), "tracking_uri": result.tracking_uri, "ok": result.ok, "changes": len(steps), "steps": steps,
         **_partial(result.targets),
         "unexpected": [{"model": m, "detail": e} for m, effects in result.unexpected.items() for e in effects]}
     if result.held:

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+import controller
 from tests import seed
 from tests.conftest import ROOT, Server, free_port
 from tests.e2e.helpers import stagectl, write
@@ -42,6 +43,7 @@ def test_promote_archive_story(tmp_path: Path, mlflow_server: Server, registry: 
     assert planned.returncode == 0, planned.stderr
     data = json.loads(planned.stdout)
     jsonschema.validate(data, json.loads((ROOT / "schemas/plan.schema.json").read_text()))
+    assert data.pop("stagectl_version") == controller.__version__ and data.pop("changes") == 3
     assert data == {"format_version": 2, "tracking_uri": mlflow_server.uri, "partial": False, "steps": [
         {"model": model, "action": "transition", "version": "1", "from_stage": "Production",
          "to_stage": "Archived", "archived_by": "2"},
@@ -79,8 +81,8 @@ def test_reapply_on_a_converged_registry_writes_nothing(
         assert "No changes" in result.stdout
         as_json = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout) == {
-        "format_version": 2, "tracking_uri": proxy.uri, "ok": True, "steps": [], "partial": False,
-        "unexpected": []}
+        "format_version": 2, "stagectl_version": controller.__version__, "tracking_uri": proxy.uri, "ok": True,
+        "changes": 0, "steps": [], "partial": False, "unexpected": []}
     assert writes(proxy) == []  # no lease, no tag, no alias set again
     assert proxy.seen, "the runs did not go through the proxy"
     assert seed.snapshot(registry, [model], times=True) == before
