@@ -44,6 +44,7 @@ class Provenance:
     uncommitted: frozenset[str] = frozenset()  # models whose declaration differs from HEAD in the working tree
     run_url: str | None = None
     outside: str = OUTSIDE_GIT  # what the tags say in place of a commit when there is none
+    web: str | None = None  # the repository's web page (https://host/owner/repo), when known: commits as links
 
     @property
     def applied_sha(self) -> str:
@@ -57,7 +58,8 @@ class Provenance:
         else:
             decided = self.applied if model in self.uncommitted else self.decided.get(model, self.applied)
             subject = decided.subject + (UNCOMMITTED if model in self.uncommitted else "")
-            tags = {"stagectl.commit": decided.sha, "stagectl.commit_author": decided.author,
+            shown = f"{self.web}/commit/{decided.sha}" if self.web and model not in self.uncommitted else decided.sha
+            tags = {"stagectl.commit": shown, "stagectl.commit_author": decided.author,
                     "stagectl.commit_subject": subject[:5000], "stagectl.applied_commit": self.applied.sha}
         if self.run_url:
             tags["stagectl.run_url"] = self.run_url
@@ -116,6 +118,21 @@ class Checkout:
         remote = remotes.get("origin") or next(iter(remotes.values()), None)
         url = next(iter(remote.urls), None) if remote is not None else None
         return f"{_repository_name(url) if url else self.root.as_posix()}:{self.path}"
+
+    def web_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        """The repository's web page, for links from the registry to a commit: GitHub Actions names it; else
+        an https or ssh remote on a host (the same path on https://host/...); None for a local remote."""
+        if environ.get("GITHUB_SERVER_URL") and environ.get("GITHUB_REPOSITORY"):
+            return f"{environ['GITHUB_SERVER_URL'].rstrip('/')}/{environ['GITHUB_REPOSITORY']}"
+        remotes = {r.name: r for r in self._repo.remotes}
+        remote = remotes.get("origin") or next(iter(remotes.values()), None)
+        url = next(iter(remote.urls), None) if remote is not None else None
+        if not url or not re.match(r"^(https?|ssh|git)://|^[^/@:]+@[^/:]+:", url):
+            return None
+        name = _repository_name(url)
+        host = name.split("/", 1)[0].split(":", 1)[0]  # an ssh port is not the web server's
+        path = name.split("/", 1)[1] if "/" in name else ""
+        return f"https://{host}/{path}" if host and path and "." in host else None
 
     def current_branch(self) -> str | None:
         """The branch checked out; None on a detached HEAD."""

@@ -216,7 +216,7 @@ def provenance_of(file: Path, state: DesiredState, allow_dirty: bool, models: It
         except ConfigError:
             at_head = None
         uncommitted = frozenset(c.model for c in diff(at_head, state) if c.model is not None)
-    return Provenance(checkout.head(), decided, uncommitted, run_url())
+    return Provenance(checkout.head(), decided, uncommitted, run_url(), web=checkout.web_url())
 
 
 def render(plan: Plan, fmt: str, source: str, out: Output) -> str:

@@ -96,3 +96,37 @@ def test_the_proposal_branch_is_reset_and_reused(origin: Path) -> None:
     second = checkout.commit_on_new_branch("stagectl/drift", _stages(6, 3), "Accept 6", replace=True)
     assert git(origin, "rev-parse", "stagectl/drift~1") == git(origin, "rev-parse", "main")
     assert second.sha != first.sha and git(origin, "log", "-1", "--format=%s", "stagectl/drift") == "Accept 6"
+
+
+@pytest.mark.parametrize(("remote", "web"), [
+    ("https://x-access-token:ghs_secret@github.com/acme/ml-deploy.git", "https://github.com/acme/ml-deploy"),
+    ("git@github.com:acme/ml-deploy.git", "https://github.com/acme/ml-deploy"),
+    ("ssh://git@gitlab.example.com:2222/team/models", "https://gitlab.example.com/team/models"),
+    ("/srv/git/ml-deploy.git", None),  # a local remote has no web page
+    (None, None),
+])
+def test_a_commit_links_to_the_repositorys_web_page_when_one_is_known(
+        tmp_path: Path, remote: str | None, web: str | None) -> None:
+    repo = make_repo(tmp_path / "repo")
+    sha = commit_file(repo, _stages(1, 1), "Manage fraud and churn")
+    if remote:
+        git(repo, "remote", "add", "origin", remote)
+    checkout = gitops.Checkout(repo / "stages.yaml")
+    assert checkout.web_url({}) == web
+    # GitHub Actions names the repository itself, whatever the remote.
+    actions = {"GITHUB_SERVER_URL": "https://ghe.example/", "GITHUB_REPOSITORY": "acme/ml"}
+    assert checkout.web_url(actions) == "https://ghe.example/acme/ml"
+    provenance = gitops.Provenance(checkout.head(), web=web)
+    tags = provenance.tags_for("fraud")
+    assert tags["stagectl.commit"] == (f"{web}/commit/{sha}" if web else sha)
+    assert tags["stagectl.applied_commit"] == sha  # read back by drift: always the bare SHA
+    assert "ghs_secret" not in str(tags)
+
+
+def test_drift_reads_the_commit_behind_a_link() -> None:
+    from controller.drift import applied_commits
+    from controller.model import LiveModel, LiveVersion, Stage
+
+    sha = "a" * 40
+    older = LiveVersion("1", Stage.PRODUCTION, tags={"stagectl.commit": f"https://github.com/acme/ml/commit/{sha}"})
+    assert applied_commits(LiveModel("m", {"1": older}, {})) == {sha}

@@ -77,7 +77,9 @@ def test_apply_tags_each_written_version_with_its_commit(
            "GITHUB_RUN_ID": "42"}
     result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=repo, env=env)
     assert result.returncode == 0, result.stderr
-    expected = {"stagectl.commit": sha, "stagectl.commit_author": "Ana Lyst <ana@example.com>",
+    # In Actions, the commit is a link from the version's page in the MLflow UI; applied_commit stays the SHA.
+    expected = {"stagectl.commit": f"https://github.example/acme/models/commit/{sha}",
+                "stagectl.commit_author": "Ana Lyst <ana@example.com>",
                 "stagectl.commit_subject": "Promote v2", "stagectl.applied_commit": sha,
                 "stagectl.run_url": "https://github.example/acme/models/actions/runs/42"}
     assert registry.get_model_version(model, "2").tags == expected  # promoted and aliased: in service
