@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .resolve import ResolvedModel, get_model
 
+__version__ = "0.2.0"  # the one place it is written: pyproject.toml reads it
+
 __all__ = ["ResolvedModel", "get_model"]
 
 

@@ -39,11 +39,23 @@ def _output() -> Output:
     return _out
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"stagectl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _options(
     debug: Annotated[
         bool, typer.Option("--debug", help="On errors, also print the traceback (secrets masked). "
                                            "Accepted before or after the command name.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print stagectl's version and exit.", is_eager=True,
+                           callback=_print_version)
     ] = False,
 ) -> None:
     global _debug
@@ -85,6 +97,12 @@ ModelOption = Annotated[
     list[str] | None,
     typer.Option("--model", help="Limit the run to this model of the file (repeatable); the report says it is "
                                  "partial.", show_default=False),
+]
+JsonReportOption = Annotated[
+    Path | None,
+    typer.Option("--json-report", help="Also write the report as JSON to this file, whatever --format says "
+                                       "(for scripts; the GitHub Action's report output).",
+                 show_default=False, dir_okay=False),
 ]
 MaxChangesOption = Annotated[
     int | None,
@@ -128,10 +146,12 @@ def plan(
     ] = None,
     adopt: AdoptOption = None,
     model: ModelOption = None,
+    json_report: JsonReportOption = None,
 ) -> int:
     """Show the ordered steps that would bring the registry to the stages file. Writes nothing."""
     from .commands.plan import plan as run
 
+    _output().json_report = json_report
     return run(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, base, max_changes, out,
                _output(), frozenset(adopt or ()), model or [])
 
@@ -164,11 +184,13 @@ def apply(
     ] = 300.0,
     adopt: AdoptOption = None,
     model: ModelOption = None,
+    json_report: JsonReportOption = None,
 ) -> int:
     """Re-plan against the live registry and apply the steps: archive first, then promote."""
     from .commands.apply import apply as run
     from .commands.apply import apply_saved
 
+    _output().json_report = json_report
     policy = (lease_wait, lease_ttl)
     given = uris.Given(tracking_uri, registry_uri)
     if saved_plan is not None:
@@ -276,10 +298,12 @@ def drift(
                      show_default=False)
     ] = None,
     parallelism: Annotated[int, typer.Option("--parallelism", min=1, max=64, help="For --mode heal.")] = 8,
+    json_report: JsonReportOption = None,
 ) -> int:
     """Find changes made to the registry outside git, told apart from merged changes not yet applied."""
     from .commands.drift import drift_command
 
+    _output().json_report = json_report
     return drift_command(file, uris.Given(tracking_uri, registry_uri), format.value, detailed_exitcode, mode.value,
                          branch, (parallelism, (300.0, 300.0)), _output())
 
@@ -325,11 +349,79 @@ def cleanup_report(
     return run(models or [], file, uris.Given(tracking_uri, registry_uri), older_than, format.value, _output())
 
 
+@app.command()
+def init(
+    models: Annotated[list[str] | None, typer.Argument(help="Models to manage (default: all).")] = None,
+    file: FileOption = Path("stages.yaml"),
+    tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist and differ.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be written.")] = False,
+    action: Annotated[
+        str, typer.Option("--action", help="The action the workflows use: OWNER/REPO[@REF] (default: this "
+                                           "stagectl's commit), or ./ for an action in the repository itself.")
+    ] = "stagectl/stagectl",
+) -> int:
+    """Start managing a registry from this repository: stages.yaml from the registry, the pull-request and
+    reconcile workflows, the pre-commit hook and the schema. Shows what it writes; never overwrites without
+    --force; a second run changes nothing."""
+    from .commands.init import init as run
+    from .commands.init import parse_action
+
+    name, pin = parse_action(action)
+    return run(file, models or [], uris.Given(tracking_uri, registry_uri), name, pin, force, dry_run, _output())
+
+
+class SchemaName(enum.StrEnum):
+    stages = "stages"
+    plan = "plan"
+    apply = "apply"
+    saved_plan = "saved-plan"
+
+
+@app.command()
+def schema(
+    name: Annotated[SchemaName, typer.Argument(help="Which document's schema.")] = SchemaName.stages,
+) -> int:
+    """Print a JSON Schema: the stages file's (for editors: its modeline points at schemas/stages.schema.json),
+    or a JSON report's."""
+    from importlib import resources
+
+    _output().data(resources.files("controller").joinpath(f"schemas/{name.value}.schema.json").read_text("utf-8"))
+    return 0
+
+
+class Shell(enum.StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+COMPLETE_VAR = "_STAGECTL_COMPLETE"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(help="The shell.")]) -> int:
+    """Print the shell completion script: bash: `stagectl completion bash > ~/.local/share/bash-completion/
+    completions/stagectl`; zsh: into a file named _stagectl on your fpath; fish: into
+    ~/.config/fish/completions/stagectl.fish."""
+    from typer._completion_classes import completion_init  # typer's scripts and its answers to them
+    from typer._completion_shared import get_completion_script
+
+    completion_init()
+    _output().data(get_completion_script(prog_name="stagectl", complete_var=COMPLETE_VAR, shell=shell.value) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the one place where errors become messages and exit codes."""
     global _debug, _out
     _out = None
     args, _debug = _without_debug(sys.argv[1:] if argv is None else argv)
+    if os.environ.get(COMPLETE_VAR):  # the shell asking for completions: only then load what answers it
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
         code = _only_the_command(args)(args=args, prog_name="stagectl", standalone_mode=False)
         return code if isinstance(code, int) else 0

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controller import scaffold
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github/workflows").glob("*.yml"))
+ACTION = ROOT / "action.yml"
 BIN = Path(sys.executable).parent
 
 
@@ -29,7 +32,7 @@ def test_the_three_workflows_exist() -> None:
 def test_zizmor_finds_nothing_even_as_an_auditor() -> None:
     zizmor = shutil.which("zizmor", path=str(BIN))
     assert zizmor, "zizmor is in the dev extra"
-    result = subprocess.run([zizmor, "--offline", "--persona", "auditor", *map(str, WORKFLOWS)],
+    result = subprocess.run([zizmor, "--offline", "--persona", "auditor", *map(str, WORKFLOWS), str(ACTION)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout + result.stderr
@@ -43,6 +46,29 @@ def test_workflows_match_githubs_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_action_matches_githubs_schema_and_pins_what_it_uses() -> None:
+    checker = shutil.which("check-jsonschema", path=str(BIN))
+    assert checker, "check-jsonschema is in the dev extra"
+    result = subprocess.run([checker, "--builtin-schema", "vendor.github-actions", str(ACTION)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    action = yaml.safe_load(ACTION.read_text())
+    assert set(action["inputs"]) == {"command", "file", "tracking-uri", "args", "comment", "python-version",
+                                     "github-token"}
+    assert set(action["outputs"]) == {"exitcode", "changes", "report"}
+    for step in action["runs"]["steps"]:
+        if "uses" in step:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+        else:  # inputs reach the shell through env, never pasted into the script
+            assert "${{" not in step["run"], step["run"]
+
+
+def test_the_example_workflows_are_what_init_writes_with_the_local_action() -> None:
+    for name in scaffold.WORKFLOWS:
+        expected = scaffold.workflow(name, scaffold.local("./"), "stages.yaml")
+        assert (ROOT / ".github/workflows" / name).read_text() == expected, f"{name}: regenerate it from the template"
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_least_privilege_and_pinned_actions(path: Path) -> None:
     workflow = load(path)
@@ -52,18 +78,24 @@ def test_least_privilege_and_pinned_actions(path: Path) -> None:
         assert "timeout-minutes" in job, name
         granted = job.get("permissions", {})
         assert set(granted.values()) <= {"read", "write"}
-        if granted.get("pull-requests") == "write" or granted.get("contents") == "write":
-            assert name in ("comment", "propose"), f"{name} may not write"
+        if granted.get("contents") == "write":
+            assert name == "propose", f"{name} may not push"
+        if granted.get("pull-requests") == "write":
+            assert name in ("plan", "propose"), f"{name} may not write to pull requests"
         for step in job["steps"]:
             if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+                assert step["uses"] == "./" or re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), \
+                    step["uses"]
 
 
 def test_pull_request_workflow_spares_forks_and_comments_once() -> None:
     workflow = load(ROOT / ".github/workflows/stagectl-pr.yml")
     assert workflow["on"]["pull_request"]["paths"] == ["stages.yaml"]
-    assert workflow["jobs"]["plan"]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert "<!-- stagectl:plan -->" in workflow["jobs"]["comment"]["steps"][0]["run"]
+    plan = workflow["jobs"]["plan"]
+    assert plan["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    (step,) = [s for s in plan["steps"] if s.get("uses") == "./"]
+    assert step["with"] == {"command": "plan", "file": "stages.yaml", "comment": True}
+    assert "<!-- stagectl:plan -->" in ACTION.read_text()
 
 
 def test_reconcile_never_cancels_and_skips_superseded_runs() -> None:
@@ -73,10 +105,10 @@ def test_reconcile_never_cancels_and_skips_superseded_runs() -> None:
     job = workflow["jobs"]["apply"]
     assert job["environment"] == "mlflow-registry"
     steps = {step.get("name"): step for step in job["steps"]}
-    assert steps["Apply"]["run"] == "stagectl apply"
+    assert steps["Apply"]["with"] == {"command": "apply", "file": "stages.yaml"}
     assert steps["Apply"]["if"] == "steps.head.outputs.current == 'true' && github.event_name != 'schedule'"
-    assert steps["Drift"]["run"] == 'stagectl drift --mode "$MODE" --detailed-exitcode'
-    assert "vars.STAGECTL_DRIFT_MODE || 'heal'" in steps["Drift"]["env"]["MODE"]
+    assert steps["Drift"]["with"]["command"] == "drift"
+    assert steps["Drift"]["with"]["args"] == "--mode ${{ vars.STAGECTL_DRIFT_MODE || 'heal' }} --detailed-exitcode"
     assert workflow["jobs"]["propose"]["permissions"] == {"contents": "write", "pull-requests": "write"}
 
 
@@ -91,8 +123,10 @@ def test_jobs_that_read_the_files_history_check_all_of_it_out(workflow: str, job
 
 
 def test_scheduled_proposals_keep_one_branch_and_one_pull_request() -> None:
-    (step,) = [s for s in load(ROOT / ".github/workflows/stagectl-reconcile.yml")["jobs"]["propose"]["steps"]
-               if s.get("name") == "Propose"]
+    job = load(ROOT / ".github/workflows/stagectl-reconcile.yml")["jobs"]["propose"]
+    steps = {s.get("name"): s for s in job["steps"]}
+    assert steps["Propose"]["with"]["args"] == "--mode propose --branch stagectl/drift"
+    step = steps["Push the branch and open its pull request"]
     assert 'branch="stagectl/drift"' in step["run"] and "RUN_ID" not in step["run"]
     assert "git push --force" in step["run"]
     assert 'gh pr list --repo "$REPO" --head "$branch" --state open' in step["run"]
@@ -117,7 +151,8 @@ def test_validate_checks_every_file_it_is_given(tmp_path: Path) -> None:
 
 
 OFFLINE = [
-    ["--help"], ["validate", "--help"], ["validate"], ["history", "fraud-detector"],
+    ["--help"], ["--version"], ["validate", "--help"], ["validate"], ["history", "fraud-detector"], ["schema"],
+    ["completion", "bash"],
     ["transition-version", "--model-name", "fraud-detector", "--version", "3", "--stage", "staging"],
 ]
 

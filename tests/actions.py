@@ -1,0 +1,140 @@
+"""A composite action run the way a GitHub runner runs it: each `run:` step in bash with the GITHUB_* files and
+variables, its expressions filled from the inputs, the event and earlier steps' outputs. `uses:` steps
+(setup-python, the cache) are the runner's business: the test puts a Python on PATH, as setup-python would."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+@dataclass
+class ActionRun:
+    exit_code: int  # of the step that failed, else 0
+    outputs: dict[str, str]
+    log: str  # every step's stdout and stderr, as the job log shows them
+    skipped: list[str] = field(default_factory=list)  # the uses: steps, left to the runner
+
+
+def run_action(action_dir: Path, inputs: dict[str, str], *, workspace: Path, temp: Path, path: list[Path],
+               env: dict[str, str] | None = None, event: dict[str, Any] | None = None,
+               repository: str = "acme/ml-deploy") -> ActionRun:
+    action = yaml.safe_load((action_dir / "action.yml").read_text())
+    given = {name: str(inputs.get(name, spec.get("default", ""))) for name, spec in action["inputs"].items()}
+    unknown = set(inputs) - set(given)
+    assert not unknown, f"the action has no inputs {unknown}"
+    event = event or {}
+    github = {"action_path": str(action_dir), "token": "ghs_simulated_token", "repository": repository,
+              "event": event, "base_ref": event.get("pull_request", {}).get("base", {}).get("ref", ""),
+              "event_name": "pull_request" if "pull_request" in event else "push"}
+    context: dict[str, Any] = {"github": github, "runner": {"os": "Linux"}, "steps": {}}
+    # The defaults may themselves be expressions (github-token: ${{ github.token }}).
+    context["inputs"] = {k: _fill(v, context) for k, v in given.items()}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "STAGECTL_", "GITHUB_"))}
+    base.update(env or {})
+    summary = temp / "summary.md"
+    base.update({"GITHUB_ACTIONS": "true", "CI": "true", "GITHUB_ACTION_PATH": str(action_dir),
+                 "GITHUB_WORKSPACE": str(workspace), "GITHUB_REPOSITORY": repository,
+                 "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "4242", "RUNNER_TEMP": str(temp),
+                 "RUNNER_OS": "Linux", "GITHUB_STEP_SUMMARY": str(summary), "NO_COLOR": "1",
+                 "PATH": os.pathsep.join([*map(str, path), base.get("PATH", "")])})
+    log: list[str] = []
+    run = ActionRun(0, {}, "")
+    for index, step in enumerate(action["runs"]["steps"]):
+        if "uses" in step:
+            run.skipped.append(step["uses"].split("@")[0])
+            continue
+        output = temp / f"output-{index}"
+        output.write_text("")
+        step_env = {**base, **{k: _fill(str(v), context) for k, v in step.get("env", {}).items()},
+                    "GITHUB_OUTPUT": str(output)}
+        assert step["shell"] == "bash", step
+        script = temp / f"step-{index}.sh"
+        script.write_text(_fill(step["run"], context))
+        # How the runner starts a bash step.
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=workspace,
+                              env=step_env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        log.append(done.stdout + done.stderr)
+        if "id" in step:
+            context["steps"][step["id"]] = {"outputs": _outputs(output.read_text())}
+        if done.returncode != 0:
+            run.exit_code = done.returncode
+            break
+    run.outputs = {name: _fill(spec["value"], context) for name, spec in action.get("outputs", {}).items()}
+    run.log = "".join(log)
+    return run
+
+
+def _fill(text: str, context: dict[str, Any]) -> str:
+    def value(match: re.Match[str]) -> str:
+        expression = match.group(1)
+        assert re.fullmatch(r"[\w-]+(\.[\w-]+)*", expression), f"the simulation reads only paths: {expression}"
+        found: Any = context
+        for part in expression.split("."):
+            found = found.get(part, "") if isinstance(found, dict) else ""
+        return "" if isinstance(found, dict) else str(found)
+
+    return EXPRESSION.sub(value, text)
+
+
+def _outputs(text: str) -> dict[str, str]:
+    """GITHUB_OUTPUT's two forms: name=value, and name<<DELIMITER ... DELIMITER."""
+    found, lines = {}, iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                body.append(inner)
+            found[name] = "\n".join(body)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            found[name] = value
+    return found
+
+
+FAKE_GH = r'''#!{python}
+"""gh, as far as the stagectl action uses it: the pull request's comments, kept in a JSON file."""
+import json, pathlib, sys
+store = pathlib.Path({store!r})
+comments = json.loads(store.read_text()) if store.exists() else []
+args = sys.argv[1:]
+log = pathlib.Path({store!r} + ".calls")
+with log.open("a") as fh:
+    fh.write(json.dumps(args) + "\n")
+assert args[0] == "api", args
+method = args[args.index("--method") + 1] if "--method" in args else "GET"
+if method == "GET":
+    for c in comments:
+        if c["body"].startswith("<!-- stagectl:plan -->"):
+            print(c["id"])
+    sys.exit(0)
+field = next(a for a in args if a.startswith("body=@"))
+body = pathlib.Path(field.removeprefix("body=@")).read_text()
+if method == "POST":
+    comments.append({{"id": len(comments) + 1, "body": body}})
+else:
+    number = int(args[args.index("--method") + 2].rsplit("/", 1)[1])
+    next(c for c in comments if c["id"] == number)["body"] = body
+store.write_text(json.dumps(comments))
+'''
+
+
+def fake_gh(folder: Path) -> Path:
+    """A `gh` that keeps the pull request's comments in folder/comments.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gh = folder / "gh"
+    gh.write_text(FAKE_GH.format(python=sys.executable, store=str(folder / "comments.json")))
+    gh.chmod(0o755)
+    return folder
