@@ -39,6 +39,8 @@ _PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 T = TypeVar("T")
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's SQL store, with the [local] extra
+
 # stagectl's own bookkeeping model, the only model it ever creates or deletes: see lease.py.
 LEASE_MODEL = "stagectl-lease"
 
@@ -63,7 +65,22 @@ class Registry:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         # The registry client, unlike MlflowClient, sends no extra GET before each write.
-        self._client = self._call(lambda: ModelRegistryClient(registry_uri, tracking_uri))
+        try:
+            self._client = self._call(lambda: ModelRegistryClient(registry_uri, tracking_uri))
+        except RegistryError as e:
+            # mlflow-skinny (what stagectl installs) registers no database stores: it calls the URI unsupported.
+            if "unsupported URI" in str(e) and registry_uri.split(":", 1)[0].split("+")[0] in DATABASE_SCHEMES:
+                import importlib.util
+
+                missing = [m for m in ("sqlalchemy", "alembic") if importlib.util.find_spec(m) is None]
+                if missing:
+                    from .extras import install_hint
+
+                    raise RegistryError(
+                        f"{self.display_uri} is a database, which needs MLflow's SQL store ({missing[0]} is not "
+                        f"installed): {install_hint('local')}; or use the registry's server, http(s)://HOST:PORT"
+                    ) from None
+            raise
         self._in_lists: bool | None = None  # whether the server takes `name IN (...)`: known once asked
         self._filterable = True  # whether it takes name filters at all
 
@@ -258,7 +275,9 @@ class Registry:
             import mlflow
             import mlflow.pyfunc
         except ImportError:
-            raise ResolveError("loading a model needs the full mlflow package: pip install 'stagectl[serve]'") from None
+            from .extras import install_hint
+
+            raise ResolveError(f"loading a model needs the full mlflow package: {install_hint('serve')}") from None
         from mlflow.tracking._model_registry import utils as registry_utils
         from mlflow.tracking._tracking_service import utils as tracking_utils
 
