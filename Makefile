@@ -58,8 +58,9 @@ mutations: $(VENV)/.dev packages
 	$(BIN)/python -m tests.mutations $(ARGS)
 
 # stagectl against what users would write instead, on real servers (sqlite and PostgreSQL): bench/results.json
+# (ARGS=--only apply runs only the promotion waves, keeping the other cases' last results).
 bench: $(VENV)/.dev packages
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -211,28 +211,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--quick", action="store_true", help="small sizes only, to check the harness")
+    parser.add_argument("--only", default="startup,shared,plan,apply",
+                        help="the cases to run (the others keep their last results in bench/results.json)")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     sizes = [(10, 5), (100, 5)] if args.quick else [(10, 5), (10, 50), (100, 5), (100, 50), (1000, 5), (1000, 50)]
     waves = [10, 100] if args.quick else [10, 100, 1000]
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                           "platform": platform.platform()},
-                               "plan": [], "apply": [], "startup": startup(5 if args.quick else 31)}
-    def save() -> None:  # after every case: a long run that stops keeps what it measured
-        (ROOT / "bench/results.json").write_text(json.dumps(results, indent=2) + "\n")
+    saved = ROOT / "bench/results.json"
+    results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform()}
+    results |= {case: [] for case in ("shared", "plan", "apply") if case in only}
+    if "startup" in only:
+        results["startup"] = startup(5 if args.quick else 31)
 
-    results["shared"] = []
+    def save() -> None:  # after every case: a long run that stops keeps what it measured
+        saved.write_text(json.dumps(results, indent=2) + "\n")
+
     for backend in args.backends.split(","):
-        print(f"plan  {backend} shared registry", file=sys.stderr, flush=True)
-        results["shared"].append(shared_case(backend, 500 if args.quick else 20_000, 10, 300))
-        save()
-        for models, versions in sizes:
+        if "shared" in only:
+            print(f"plan  {backend} shared registry", file=sys.stderr, flush=True)
+            results["shared"].append(shared_case(backend, 500 if args.quick else 20_000, 10, 300))
+            save()
+        for models, versions in sizes if "plan" in only else []:
             print(f"plan  {backend} {models}x{versions}", file=sys.stderr, flush=True)
             results["plan"].append(plan_case(backend, models, versions, repeat=4))
             save()
-        for models in waves:
+        for models in waves if "apply" in only else []:
             print(f"apply {backend} {models}", file=sys.stderr, flush=True)
             results["apply"].append(apply_case(backend, models, 5, naive=True))
             save()
+    save()
     print(table(results))
 
 
