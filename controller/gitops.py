@@ -74,8 +74,9 @@ class Checkout:
 
         # The file as named, not what a symlink points to: git tracks the link, and a link may lead anywhere.
         lexical = Path(os.path.abspath(file))
+        start = next((p for p in lexical.parents if p.is_dir()), lexical.parent)  # init may name a new folder
         try:
-            self._repo = git.Repo(lexical.parent, search_parent_directories=True)
+            self._repo = git.Repo(start, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise GitError(f"{file} is not inside a git repository") from None
         root = Path(self._repo.working_tree_dir or ".").resolve()

@@ -170,3 +170,22 @@ def test_offline_commands_never_import_mlflow(args: list[str], tmp_path: Path) -
     result = subprocess.run([sys.executable, "-c", probe, *args], cwd=repo, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "HEAVY: []" in result.stdout
+
+
+def test_init_for_a_stages_file_in_a_folder_points_everything_at_it() -> None:
+    pin = scaffold.Pin("a" * 40, "v9.9.9")
+    found = {f.path: f.text for f in scaffold.files("deploy/stages.yaml", "x", "acme/stagectl", pin, "{}")}
+    assert sorted(found) == [".github/workflows/stagectl-pr.yml", ".github/workflows/stagectl-reconcile.yml",
+                             ".pre-commit-config.yaml", "deploy/schemas/stages.schema.json", "deploy/stages.yaml"]
+    for name in scaffold.WORKFLOWS:
+        text = found[f".github/workflows/{name}"]
+        assert "@FILE@" not in text and "@ACTION@" not in text
+        workflow = yaml.safe_load(text)
+        workflow["on"] = workflow.pop(True)
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("acme/"):
+                    assert step["uses"] == f"acme/stagectl@{'a' * 40}" and step["with"]["file"] == "deploy/stages.yaml"
+        paths = workflow["on"].get("pull_request", workflow["on"].get("push", {})).get("paths")
+        assert paths == ["deploy/stages.yaml"]
+    assert f"rev: {'a' * 40}  # v9.9.9" in found[".pre-commit-config.yaml"]
