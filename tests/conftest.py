@@ -24,8 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def rounds(request: pytest.FixtureRequest) -> int:
-    """How many times a concurrency or fault loop repeats: a few by default, many with --slow (CI)."""
-    return 25 if request.config.getoption("--slow") else 5
+    """How many times a concurrency or fault loop repeats: a few by default, more with --slow (CI). The races
+    that matter most are forced deterministically elsewhere; these loops look for the ones nobody thought of,
+    and a round costs up to 20 s on each backend."""
+    return 12 if request.config.getoption("--slow") else 5
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

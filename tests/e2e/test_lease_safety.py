@@ -96,7 +96,7 @@ class Trap:
 def test_an_apply_paused_past_its_lease_never_undoes_the_apply_that_took_over(
         declared: str, tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str,
         rounds: int) -> None:
-    for round_ in range(max(2, rounds // 5)):
+    for round_ in range(max(2, rounds // 3)):
         names = _models(registry, f"{unique}-r{round_}")
         older = _repo(tmp_path / f"a{round_}", names, declared)
         newer = _repo(tmp_path / f"b{round_}", names, "4")
