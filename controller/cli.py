@@ -355,16 +355,17 @@ def init(
     file: FileOption = Path("stages.yaml"),
     tracking_uri: UriOption = None,
     registry_uri: RegistryOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist and differ.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the workflows and the schema where they exist and "
+                                                        "differ (never the stages file).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be written.")] = False,
     action: Annotated[
         str, typer.Option("--action", help="The action the workflows use: OWNER/REPO[@REF] (default: this "
                                            "stagectl's commit), or ./ for an action in the repository itself.")
     ] = "stagectl/stagectl",
 ) -> int:
-    """Start managing a registry from this repository: stages.yaml from the registry, the pull-request and
-    reconcile workflows, the pre-commit hook and the schema. Shows what it writes; never overwrites without
-    --force; a second run changes nothing."""
+    """Start managing a registry from this repository: stages.yaml from the registry (unless there is one), the
+    pull-request and reconcile workflows, the pre-commit hook and the schema. Shows what it writes; overwrites
+    only with --force; a second run changes nothing."""
     from .commands.init import init as run
     from .commands.init import parse_action
 

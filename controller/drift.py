@@ -40,7 +40,7 @@ class ModelDrift:
 def applied_commits(live: LiveModel) -> set[str]:
     """The commits stagectl recorded having checked out when it wrote this model's versions."""
     found = {v.tags.get(APPLIED_TAG) or v.tags.get(COMMIT_TAG) for v in live.versions.values()}
-    return {sha.rsplit("/", 1)[-1] for sha in found if sha}  # stagectl.commit may be the commit's URL
+    return {sha for sha in found if sha}
 
 
 def classify(now: DesiredModel, live: LiveModel, declared: Sequence[tuple[str, DesiredModel | None]],

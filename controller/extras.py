@@ -8,18 +8,30 @@ from typing import Any
 
 def install_hint(extra: str, record: Any = None) -> str:
     """`pip install ...` for stagectl with `extra`, from where this stagectl came (`record`: pip's
-    direct_url.json, read when not given): its checkout, its git URL or archive, else the index."""
+    direct_url.json, read when not given): its checkout (editable stays editable), its git URL or archive,
+    else the index. Credentials in a recorded URL are left out: the user has them, the message need not."""
+    import shlex
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
     if record is None:
         record = origin()
     url = record.get("url") if isinstance(record, dict) else None
     if not isinstance(url, str) or not url:
-        return f"pip install 'stagectl[{extra}]'"
-    if url.startswith("file://") and "dir_info" in record:
-        return f"pip install '{url.removeprefix('file://')}[{extra}]'"
+        return f"pip install {shlex.quote(f'stagectl[{extra}]')}"
+    subdirectory = record.get("subdirectory")
+    if url.startswith("file://") and isinstance(record.get("dir_info"), dict):
+        folder = unquote(urlsplit(url).path) + (f"/{subdirectory}" if isinstance(subdirectory, str) else "")
+        editable = "-e " if record["dir_info"].get("editable") else ""
+        return f"pip install {editable}{shlex.quote(f'{folder}[{extra}]')}"
+    parts = urlsplit(url)
+    url = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) \
+        if parts.hostname else url
     vcs = record.get("vcs_info")
     if isinstance(vcs, dict) and vcs.get("vcs") and vcs.get("commit_id"):
         url = f"{vcs['vcs']}+{url}@{vcs['commit_id']}"
-    return f"pip install 'stagectl[{extra}] @ {url}'"
+    if isinstance(subdirectory, str):
+        url += f"#subdirectory={subdirectory}"
+    return f"pip install {shlex.quote(f'stagectl[{extra}] @ {url}')}"
 
 
 def origin() -> Any:

@@ -44,7 +44,7 @@ class Provenance:
     uncommitted: frozenset[str] = frozenset()  # models whose declaration differs from HEAD in the working tree
     run_url: str | None = None
     outside: str = OUTSIDE_GIT  # what the tags say in place of a commit when there is none
-    web: str | None = None  # the repository's web page (https://host/owner/repo), when known: commits as links
+    web: str | None = None  # the repository's web page (https://host/owner/repo), when known: a commit link
 
     @property
     def applied_sha(self) -> str:
@@ -58,9 +58,10 @@ class Provenance:
         else:
             decided = self.applied if model in self.uncommitted else self.decided.get(model, self.applied)
             subject = decided.subject + (UNCOMMITTED if model in self.uncommitted else "")
-            shown = f"{self.web}/commit/{decided.sha}" if self.web and model not in self.uncommitted else decided.sha
-            tags = {"stagectl.commit": shown, "stagectl.commit_author": decided.author,
+            tags = {"stagectl.commit": decided.sha, "stagectl.commit_author": decided.author,
                     "stagectl.commit_subject": subject[:5000], "stagectl.applied_commit": self.applied.sha}
+            if self.web and model not in self.uncommitted:  # a link from the version's page to the change
+                tags["stagectl.commit_url"] = f"{self.web}/commit/{decided.sha}"
         if self.run_url:
             tags["stagectl.run_url"] = self.run_url
         return tags
@@ -104,6 +105,10 @@ class Checkout:
             raise GitError(f"unknown git ref '{ref}'{hint}") from None
         return _text_at(commit, self.path)
 
+    def tracked(self) -> bool:
+        """Whether git tracks the file (it is in the index)."""
+        return bool(self._repo.git.ls_files("--", self.path).strip())
+
     def is_dirty(self) -> bool:
         """Whether the file differs from HEAD, in the index or the working tree, or is untracked."""
         if self.path in self._repo.untracked_files:
@@ -131,8 +136,11 @@ class Checkout:
         if not url or not re.match(r"^(https?|ssh|git)://|^[^/@:]+@[^/:]+:", url):
             return None
         name = _repository_name(url)
-        host = name.split("/", 1)[0].split(":", 1)[0]  # an ssh port is not the web server's
+        host = name.split("/", 1)[0]
         path = name.split("/", 1)[1] if "/" in name else ""
+        if url.startswith(("http://", "https://")):  # the web server is the one cloned from, port and all
+            return f"{url.split('://', 1)[0]}://{host}/{path}" if path else None
+        host = host.split(":", 1)[0]  # an ssh port is not the web server's
         return f"https://{host}/{path}" if host and path and "." in host else None
 
     def current_branch(self) -> str | None:
@@ -234,6 +242,21 @@ def _check_branch_name(repo: object, branch: str) -> None:
             from None
     if expanded != branch:
         raise GitError(f"git expands '{branch}' to '{expanded}'; give the new branch's own name")
+
+
+def tag_commit(url: str, tag: str, timeout: float = 10) -> str | None:
+    """The commit a remote repository's tag points at (`git ls-remote`), or None when it cannot be asked."""
+    import subprocess
+
+    try:
+        found = subprocess.run(["git", "ls-remote", "--", url, f"refs/tags/{tag}^{{}}", f"refs/tags/{tag}"],
+                               capture_output=True, text=True, timeout=timeout,
+                               env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    refs = {ref: sha for sha, _, ref in (line.partition("\t") for line in found.stdout.splitlines())}
+    commit = refs.get(f"refs/tags/{tag}^{{}}") or refs.get(f"refs/tags/{tag}")  # an annotated tag's commit first
+    return commit if found.returncode == 0 and commit and re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
 def run_url(environ: Mapping[str, str] = os.environ) -> str | None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
 
 from . import __version__
+from .errors import ConfigError, Problem
 
 REPOSITORY = "stagectl/stagectl"  # where the action and the pre-commit hook are published
 WORKFLOWS = ("stagectl-pr.yml", "stagectl-reconcile.yml")
 PRE_COMMIT = ".pre-commit-config.yaml"
+# What the generated files may name, as written into YAML, shell and path filters without quoting.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_REF = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*")
+_DEFAULT_NAME = re.compile(r"(^|/)stages\.ya?ml$")  # the hook's own `files:` pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +43,35 @@ class File:
 
 def files(stages_path: str, stages_text: str | None, action: str, pin: Pin, schema_text: str) -> list[File]:
     """Every file init writes, for a stages file at `stages_path` (relative to the repository's root).
-    `stages_text` is None when the stages file exists and stays as it is."""
+    `stages_text` is None when the stages file exists and stays as it is. `action` is OWNER/REPO (the
+    pre-commit hook comes from the same repository, at the same pin) or ./ for the repository's own."""
+    check_path(stages_path)
     folder = PurePosixPath(stages_path).parent
     found = [] if stages_text is None else [File(stages_path, stages_text)]
     found.append(File((folder / "schemas/stages.schema.json").as_posix(), schema_text))
     uses = local(action) if action.startswith("./") else f"{action}@{pin.ref}" + (
         f" # {pin.label}" if pin.is_commit else "")
     found += [File(f".github/workflows/{name}", workflow(name, uses, stages_path)) for name in WORKFLOWS]
-    found.append(File(PRE_COMMIT, pre_commit_config(pin)))
+    repository = REPOSITORY if action.startswith("./") else action
+    found.append(File(PRE_COMMIT, pre_commit_config(pin, repository, stages_path)))
     return found
+
+
+def check_path(stages_path: str) -> None:
+    """The stages file's path goes into YAML, path filters and shell lines of the workflows, unquoted."""
+    if not _PLAIN_PATH.fullmatch(stages_path) or ".." in stages_path.split("/"):
+        why = ("init names this file in the workflows it writes: give it a path of letters, digits, '.', '_', '-' "
+               "and '/' (like deploy/stages.yaml)")
+        raise ConfigError((Problem(stages_path, why),))
+
+
+def check_action(action: str, ref: str | None) -> None:
+    """--action: OWNER/REPO with an optional @REF, or ./ (the repository's own action.yml)."""
+    if action == "./" and ref is None:
+        return
+    if not _REPOSITORY.fullmatch(action) or (ref is not None and not _REF.fullmatch(ref)):
+        raise ConfigError((Problem("--action", f"'{action}{'@' + ref if ref else ''}' is not OWNER/REPO[@REF] "
+                                               "(a GitHub repository that holds stagectl's action.yml), nor ./"),))
 
 
 def local(action: str) -> str:
@@ -57,18 +85,18 @@ def workflow(name: str, uses: str, stages_path: str) -> str:
     return template.replace("@ACTION@", uses).replace("@FILE@", stages_path)
 
 
-def pre_commit_config(pin: Pin) -> str:
+def pre_commit_config(pin: Pin, repository: str = REPOSITORY, stages_path: str = "stages.yaml") -> str:
+    return "repos:\n" + pre_commit_entry(pin, repository, stages_path)
+
+
+def pre_commit_entry(pin: Pin, repository: str = REPOSITORY, stages_path: str = "stages.yaml") -> str:
+    """The entry for `repos:` of a .pre-commit-config.yaml; a file the hook's pattern misses is named."""
     label = f"  # {pin.label}" if pin.is_commit else ""
-    return ("repos:\n"
-            f"  - repo: https://github.com/{REPOSITORY}\n"
+    files = "" if _DEFAULT_NAME.search(stages_path) else f"        files: ^{re.escape(stages_path)}$\n"
+    return (f"  - repo: https://github.com/{repository}\n"
             f"    rev: {pin.ref}{label}\n"
             "    hooks:\n"
-            "      - id: stagectl-validate\n")
-
-
-def pre_commit_entry(pin: Pin) -> str:
-    """The entry to add to an existing .pre-commit-config.yaml's `repos:`."""
-    return pre_commit_config(pin).removeprefix("repos:\n")
+            "      - id: stagectl-validate\n" + files)
 
 
 def schema_text() -> str:
@@ -90,11 +118,14 @@ def next_steps(stages_path: str) -> str:
 """
 
 
-def default_pin() -> Pin:
-    """The installed stagectl's commit: from pip's record of a git install, else from the checkout it runs
-    from; else its version's tag."""
-    commit = _installed_commit() or _source_commit()
+def default_pin(resolve_tag: Callable[[str], str | None] | None = None) -> Pin:
+    """The installed stagectl's commit: from pip's record of a git install, else from stagectl's own checkout
+    it runs from, else its version's tag resolved to a commit on the repository (`resolve_tag`, a network
+    call); else the tag itself."""
     label = f"v{__version__}"
+    commit = _installed_commit() or _source_commit()
+    if commit is None and resolve_tag is not None:
+        commit = resolve_tag(label)
     return Pin(commit, label) if commit else Pin(label, label)
 
 
@@ -107,12 +138,16 @@ def _installed_commit() -> str | None:
 
 
 def _source_commit() -> str | None:
+    """HEAD of the stagectl checkout this module is loaded from (an editable install); None anywhere else,
+    including a team's repository that happens to hold stagectl in a virtualenv."""
     from pathlib import Path
 
     from .gitops import Checkout
 
     here = Path(__file__).resolve()
     checkout = Checkout.find(here)
-    if checkout is None or not checkout.has_commits() or not (checkout.root / "action.yml").is_file():
-        return None  # not stagectl's own checkout
+    if checkout is None or not checkout.has_commits() or checkout.path != "controller/scaffold.py":
+        return None
+    if not checkout.tracked() or not (checkout.root / "action.yml").is_file():
+        return None
     return checkout.head().sha

@@ -4,6 +4,7 @@ variables, its expressions filled from the inputs, the event and earlier steps' 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -115,15 +116,16 @@ with log.open("a") as fh:
     fh.write(json.dumps(args) + "\n")
 assert args[0] == "api", args
 method = args[args.index("--method") + 1] if "--method" in args else "GET"
-if method == "GET":
+if method == "GET":  # what the action's --jq selects: a bot's comment that starts with the marker
+    assert "--jq" in args and 'select(.user.type == "Bot" and' in args[args.index("--jq") + 1], args
     for c in comments:
-        if c["body"].startswith("<!-- stagectl:plan -->"):
+        if c["user"]["type"] == "Bot" and c["body"].startswith("<!-- stagectl:plan -->"):
             print(c["id"])
     sys.exit(0)
 field = next(a for a in args if a.startswith("body=@"))
 body = pathlib.Path(field.removeprefix("body=@")).read_text()
 if method == "POST":
-    comments.append({{"id": len(comments) + 1, "body": body}})
+    comments.append({{"id": len(comments) + 1, "body": body, "user": {{"type": "Bot"}}}})
 else:
     number = int(args[args.index("--method") + 2].rsplit("/", 1)[1])
     next(c for c in comments if c["id"] == number)["body"] = body
@@ -131,9 +133,12 @@ store.write_text(json.dumps(comments))
 '''
 
 
-def fake_gh(folder: Path) -> Path:
-    """A `gh` that keeps the pull request's comments in folder/comments.json."""
+def fake_gh(folder: Path, comments: list[dict[str, Any]] | None = None) -> Path:
+    """A `gh` that keeps the pull request's comments in folder/comments.json (starting with `comments`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    store = folder / "comments.json"
+    if comments is not None and not store.exists():
+        store.write_text(json.dumps(comments))
     gh = folder / "gh"
     gh.write_text(FAKE_GH.format(python=sys.executable, store=str(folder / "comments.json")))
     gh.chmod(0o755)

@@ -30,8 +30,29 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subp
 
 
 def test_version_is_the_packages() -> None:
+    from importlib import metadata
+
     result = run("--version")
     assert result.returncode == 0 and result.stdout == f"stagectl {controller.__version__}\n"
+    installed = {d.version for d in metadata.distributions(name="stagectl") if d.read_text("direct_url.json")}
+    assert installed == {controller.__version__}  # what pip recorded: one version, written in one place
+
+
+def test_init_pins_a_commit_from_git_else_resolves_the_release_tag_else_says_it_is_a_tag(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller import extras, scaffold
+
+    tag = f"v{controller.__version__}"
+    monkeypatch.setattr(extras, "origin", lambda: {"url": "https://github.com/stagectl/stagectl",
+                                                    "vcs_info": {"vcs": "git", "commit_id": "c" * 40}})
+    assert scaffold.default_pin(lambda t: None) == scaffold.Pin("c" * 40, tag)  # pip install git+...@commit
+    monkeypatch.setattr(extras, "origin", lambda: {})
+    monkeypatch.setattr(scaffold, "_source_commit", lambda: None)  # a wheel from the index
+    asked: list[str] = []
+    assert scaffold.default_pin(lambda t: asked.append(t) or "d" * 40) == scaffold.Pin("d" * 40, tag)
+    assert asked == [tag]
+    offline = scaffold.default_pin(lambda t: None)
+    assert offline == scaffold.Pin(tag, tag) and not offline.is_commit
 
 
 def test_changelog_has_this_release() -> None:
@@ -72,16 +93,26 @@ def test_completion_answers_commands_options_and_choices_as_bash_asks(tmp_path: 
 
 
 @pytest.mark.parametrize(("origin", "hint"), [
-    (None, None),  # this checkout, as `make` installs it
     ({}, "pip install 'stagectl[local]'"),
-    ({"url": "file:///home/ana/stagectl", "dir_info": {"editable": True}}, "pip install '/home/ana/stagectl[local]'"),
+    ({"url": "file:///home/ana/stagectl", "dir_info": {"editable": True}},
+     "pip install -e '/home/ana/stagectl[local]'"),
+    ({"url": "file:///home/ana/my%20tools/stagectl", "dir_info": {}},
+     "pip install '/home/ana/my tools/stagectl[local]'"),
+    ({"url": "file:///home/ana/it's", "dir_info": {}}, "pip install '/home/ana/it'\"'\"'s[local]'"),
     ({"url": "https://github.com/stagectl/stagectl", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}},
      f"pip install 'stagectl[local] @ git+https://github.com/stagectl/stagectl@{'a' * 40}'"),
+    ({"url": "https://ana:tok3n@git.example.com:8443/ml/tools", "subdirectory": "stagectl",
+      "vcs_info": {"vcs": "git", "commit_id": "b" * 40}},
+     f"pip install 'stagectl[local] @ git+https://git.example.com:8443/ml/tools@{'b' * 40}#subdirectory=stagectl'"),
     ({"url": "https://example.com/stagectl-0.2.0.tar.gz", "archive_info": {}},
      "pip install 'stagectl[local] @ https://example.com/stagectl-0.2.0.tar.gz'"),
 ])
-def test_install_hints_name_what_pip_can_install(origin: dict[str, object] | None, hint: str | None) -> None:
-    assert install_hint("local", origin) == (hint or f"pip install '{ROOT}[local]'")
+def test_install_hints_name_what_pip_can_install(origin: dict[str, object], hint: str) -> None:
+    assert install_hint("local", origin) == hint
+
+
+def test_the_install_hint_here_names_this_checkout() -> None:
+    assert install_hint("local") in (f"pip install -e '{ROOT}[local]'", f"pip install '{ROOT}[local]'")
 
 
 def test_a_database_uri_without_mlflows_sql_store_says_how_to_install_it(tmp_path: Path) -> None:
@@ -103,7 +134,7 @@ def test_a_database_uri_without_mlflows_sql_store_says_how_to_install_it(tmp_pat
                              f"sqlite:///{tmp_path}/r.db"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert "needs MLflow's SQL store (sqlalchemy is not installed)" in result.stderr, result.stderr
-    assert "pip install '" in result.stderr and "[local]'" in result.stderr
+    assert "pip install " in result.stderr and "[local]'" in result.stderr
     assert (tmp_path / "r.db").read_bytes() == before
 
 
@@ -138,6 +169,7 @@ def test_the_package_builds_and_passes_pypis_checks(tmp_path: Path) -> None:
     assert {"controller/py.typed", "controller/schemas/stages.schema.json", "controller/schemas/plan.schema.json",
             "controller/templates/stagectl-pr.yml", "controller/templates/stagectl-reconcile.yml"} <= names
     assert "stagectl = controller.cli:main" in entry_points
+    assert f"{info}/licenses/LICENSE" in names and meta["License-Expression"] == "Apache-2.0"
     assert meta["Version"] == controller.__version__ and meta["Requires-Python"] == ">=3.11"
     assert meta["Description-Content-Type"] == "text/markdown"
     assert "Programming Language :: Python :: 3.11" in meta.get_all("Classifier")

@@ -102,6 +102,8 @@ def test_the_proposal_branch_is_reset_and_reused(origin: Path) -> None:
     ("https://x-access-token:ghs_secret@github.com/acme/ml-deploy.git", "https://github.com/acme/ml-deploy"),
     ("git@github.com:acme/ml-deploy.git", "https://github.com/acme/ml-deploy"),
     ("ssh://git@gitlab.example.com:2222/team/models", "https://gitlab.example.com/team/models"),
+    ("https://git.example.com:8443/team/models.git", "https://git.example.com:8443/team/models"),
+    ("http://git.internal/team/models", "http://git.internal/team/models"),
     ("/srv/git/ml-deploy.git", None),  # a local remote has no web page
     (None, None),
 ])
@@ -118,15 +120,6 @@ def test_a_commit_links_to_the_repositorys_web_page_when_one_is_known(
     assert checkout.web_url(actions) == "https://ghe.example/acme/ml"
     provenance = gitops.Provenance(checkout.head(), web=web)
     tags = provenance.tags_for("fraud")
-    assert tags["stagectl.commit"] == (f"{web}/commit/{sha}" if web else sha)
-    assert tags["stagectl.applied_commit"] == sha  # read back by drift: always the bare SHA
+    assert tags["stagectl.commit"] == tags["stagectl.applied_commit"] == sha  # the full SHA, as scripts read it
+    assert tags.get("stagectl.commit_url") == (f"{web}/commit/{sha}" if web else None)
     assert "ghs_secret" not in str(tags)
-
-
-def test_drift_reads_the_commit_behind_a_link() -> None:
-    from controller.drift import applied_commits
-    from controller.model import LiveModel, LiveVersion, Stage
-
-    sha = "a" * 40
-    older = LiveVersion("1", Stage.PRODUCTION, tags={"stagectl.commit": f"https://github.com/acme/ml/commit/{sha}"})
-    assert applied_commits(LiveModel("m", {"1": older}, {})) == {sha}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,8 +42,10 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
     if mode == "heal" and any(d.kind is not Kind.IN_SYNC for d in report):
         from .apply import apply
 
-        out.info("Healing: applying stages.yaml")
-        return apply(file, given, "text", apply_options[0], False, None, apply_options[1], out)
+        out.info(f"Healing: applying {file}")
+        # The report file keeps the drift found; the apply's own report follows on stdout.
+        return apply(file, given, "text", apply_options[0], False, None, apply_options[1],
+                     dataclasses.replace(out, json_report=None))
     if mode == "propose":  # another file's models are that file's to propose for
         mine = [d for d in drifted if d.kind is not Kind.ELSEWHERE]
         return _propose(file, state, live, mine, checkout, branch or BRANCH, out) or (1 if held else 0)

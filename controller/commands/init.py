@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .. import desired, paths, scaffold, uris
 from ..errors import ConfigError, Problem
-from ..gitops import Checkout, GitError
+from ..gitops import Checkout, GitError, tag_commit
 from ..pipeline import connect
 from . import Output
 from .export import render
@@ -21,8 +20,12 @@ def init(file: Path, models: list[str], given: uris.Given, action: str, pin: sca
                        "stages.yaml (git init first, for a new one)")
     root = checkout.root
     stages_path = checkout.path
-    pin = pin or scaffold.default_pin()
-    keep_stages = (root / stages_path).exists() and not force
+    scaffold.check_path(stages_path)
+    if pin is None:
+        remote = None if action.startswith("./") else f"https://github.com/{action}"
+        pin = scaffold.default_pin(lambda tag: tag_commit(remote, tag) if remote else None)
+    # The team's declarations are theirs: an existing stages file is never replaced, not even with --force.
+    keep_stages = (root / stages_path).exists() or (root / stages_path).is_symlink()
     stages_text = None if keep_stages else _export(models, given, out)
     planned = scaffold.files(stages_path, stages_text, action, pin, scaffold.schema_text())
     if keep_stages:
@@ -31,6 +34,9 @@ def init(file: Path, models: list[str], given: uris.Given, action: str, pin: sca
     for f in planned:
         target = root / f.path
         paths.check_write(target, f.path)
+        if not target.parent.resolve().is_relative_to(root):
+            raise ConfigError((Problem(f.path, "leads out of the repository through a symlinked folder; stagectl "
+                                               "does not write through it"),))
         if not target.exists():
             writes.append(f)
             lines.append(f"  create     {f.path}")
@@ -44,14 +50,17 @@ def init(file: Path, models: list[str], given: uris.Given, action: str, pin: sca
         else:
             lines.append(f"  keep       {f.path} (exists and differs; --force to overwrite)")
     if keep_stages:
-        lines.insert(0, f"  keep       {stages_path} (exists; --force to replace it with the registry's state)")
+        lines.insert(0, f"  keep       {stages_path} (exists: stagectl export shows the registry's state)")
     out.info(("Would write" if dry_run else "Writing") + f" in {root}:\n" + "\n".join(lines))
     pre_commit = root / scaffold.PRE_COMMIT
     if pre_commit.exists() and "stagectl-validate" not in pre_commit.read_text(encoding="utf-8", errors="replace"):
-        out.info(f"\nAdd to {scaffold.PRE_COMMIT} under repos:\n{scaffold.pre_commit_entry(pin)}")
+        repository = scaffold.REPOSITORY if action.startswith("./") else action
+        out.info(f"\nAdd to {scaffold.PRE_COMMIT} under repos:\n"
+                 f"{scaffold.pre_commit_entry(pin, repository, stages_path)}")
     if not pin.is_commit:
-        out.info(f"\nThe action and the hook are pinned to the tag {pin.ref}: pin them to its commit "
-                 f"(git ls-remote https://github.com/{scaffold.REPOSITORY} {pin.ref}), as zizmor asks.")
+        out.info(f"\nThe action and the hook are pinned to the tag {pin.ref}, whose commit could not be looked up: "
+                 f"pin them to it (git ls-remote https://github.com/{scaffold.REPOSITORY} {pin.ref}), as zizmor "
+                 "asks, or run init again with --action OWNER/REPO@COMMIT.")
     if dry_run:
         return 0
     for f in writes:
@@ -79,10 +88,7 @@ def _export(models: list[str], given: uris.Given, out: Output) -> str:
 
 
 def parse_action(value: str) -> tuple[str, scaffold.Pin | None]:
-    """--action OWNER/REPO[@REF]: where the generated workflows take the action from."""
-    name, _, ref = value.partition("@")
-    if name.startswith("./") and not ref:
-        return name, None
-    if name.count("/") < 1 or os.sep in name.split("/", 1)[0] or not name.split("/")[0]:
-        raise ConfigError((Problem("--action", f"'{value}' is not OWNER/REPO[@REF] (or ./ for a local action)"),))
+    """--action OWNER/REPO[@REF] (or ./): where the generated workflows take the action from."""
+    name, at, ref = value.partition("@")
+    scaffold.check_action(name, ref if at else None)
     return name, (scaffold.Pin(ref, ref) if ref else None)

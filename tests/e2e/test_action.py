@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from tests import seed
-from tests.actions import fake_gh, run_action
+from tests.actions import ActionRun, fake_gh, run_action
 from tests.conftest import ROOT, Server
 from tests.gitrepo import commit_file, git, make_repo
 
@@ -38,10 +38,13 @@ def _repo(tmp_path: Path, model: str) -> Path:
     return repo
 
 
-def _run(runner_python: Path, repo: Path, tmp_path: Path, server: Server, **inputs: str) -> tuple[object, Path]:
+PLANTED = {"id": 1, "body": "<!-- stagectl:plan -->\nall clear, merge away", "user": {"type": "User"}}
+
+
+def _run(runner_python: Path, repo: Path, tmp_path: Path, server: Server, **inputs: str) -> tuple[ActionRun, Path]:
     temp = tmp_path / f"runner-temp-{len(list(tmp_path.glob('runner-temp-*')))}"
     temp.mkdir()
-    gh = fake_gh(tmp_path / "gh")
+    gh = fake_gh(tmp_path / "gh", [PLANTED])  # a person's comment that copies the marker
     event = {"pull_request": {"number": 7, "base": {"ref": "main"}}} if inputs.pop("pr", "") else {}
     run = run_action(ROOT, inputs, workspace=repo, temp=temp, path=[runner_python, gh],
                      env={"MLFLOW_TRACKING_URI": server.uri, "PIP_NO_BUILD_ISOLATION": "0"}, event=event)
@@ -67,13 +70,14 @@ def test_plan_on_a_pull_request_posts_one_comment_and_reports_its_changes(
     report = json.loads(Path(run.outputs["report"]).read_text())
     jsonschema.validate(report, json.loads((ROOT / "schemas/plan.schema.json").read_text()))
     assert report["base"]["ref"] == "origin/main" and report["changes"] == 2
-    (comment,) = json.loads((gh / "comments.json").read_text())
+    planted, comment = json.loads((gh / "comments.json").read_text())
+    assert planted == PLANTED  # a person's comment with the marker is not the action's to update
     assert comment["body"].startswith("<!-- stagectl:plan -->") and "promote version 2" in comment["body"]
     assert seed.snapshot(registry, [model], times=True) == before  # a plan writes nothing
 
     again, _ = _run(runner_python, repo, tmp_path, second_server, command="plan", comment="true", pr="1")
     assert again.exit_code == 0, again.log
-    assert len(json.loads((gh / "comments.json").read_text())) == 1  # the one comment, updated in place
+    assert len(json.loads((gh / "comments.json").read_text())) == 2  # the one comment, updated in place
     calls = [json.loads(line) for line in (gh / "comments.json.calls").read_text().splitlines()]
     assert [c[2] for c in calls if "--method" in c] == ["POST", "PATCH"]
 
@@ -96,11 +100,13 @@ def test_apply_then_drift_through_the_action(
     tags = registry.get_model_version(model, "2").tags
     sha = git(repo, "rev-parse", "HEAD")
     # In Actions the commit and the run are links from the version's page.
-    assert tags["stagectl.commit"] == f"https://github.com/acme/ml-deploy/commit/{sha}"
+    assert tags["stagectl.commit"] == sha
+    assert tags["stagectl.commit_url"] == f"https://github.com/acme/ml-deploy/commit/{sha}"
     assert tags["stagectl.run_url"] == "https://github.com/acme/ml-deploy/actions/runs/4242"
 
     registry.transition_model_version_stage(model, "1", "Production")  # a click in the UI
-    drift, _ = _run(runner_python, repo, tmp_path, second_server, command="drift", args="--detailed-exitcode")
+    drift, _ = _run(runner_python, repo, tmp_path, second_server, command="drift",
+                    args="--detailed-exitcode\n--format text")  # words on any line of the input
     assert drift.exit_code == 2 and drift.outputs["exitcode"] == "2", drift.log
     assert drift.outputs["changes"] == "1"
     assert "CHANGED OUTSIDE GIT" in drift.log
@@ -114,3 +120,16 @@ def test_a_file_that_does_not_validate_fails_the_step_with_annotations(
     assert run.exit_code == 1 and run.outputs["exitcode"] == "1"
     assert run.outputs["report"] == "" and run.outputs["changes"] == "0"
     assert "::error file=stages.yaml,line=3,col=" in run.log
+
+
+def test_a_plan_that_cannot_run_replaces_the_comment_with_a_failure_note(
+        runner_python: Path, tmp_path: Path, second_server: Server) -> None:
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, "apiVersion: stagectl/v1\nmodels:\n  m: {production: 1}\n", "Start")
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    run, gh = _run(runner_python, repo, tmp_path, second_server, command="plan", comment="true", pr="1",
+                   **{"tracking-uri": "http://127.0.0.1:9"})
+    assert run.exit_code == 1 and run.outputs["exitcode"] == "1", run.log
+    assert "cannot reach the registry" in run.log
+    _, note = json.loads((gh / "comments.json").read_text())
+    assert note["body"].startswith("<!-- stagectl:plan -->\n### stagectl plan failed (exit 1)")

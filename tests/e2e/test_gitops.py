@@ -77,8 +77,8 @@ def test_apply_tags_each_written_version_with_its_commit(
            "GITHUB_RUN_ID": "42"}
     result = stagectl("apply", "--tracking-uri", mlflow_server.uri, cwd=repo, env=env)
     assert result.returncode == 0, result.stderr
-    # In Actions, the commit is a link from the version's page in the MLflow UI; applied_commit stays the SHA.
-    expected = {"stagectl.commit": f"https://github.example/acme/models/commit/{sha}",
+    # In Actions, the version's page in the MLflow UI also links to the commit.
+    expected = {"stagectl.commit": sha, "stagectl.commit_url": f"https://github.example/acme/models/commit/{sha}",
                 "stagectl.commit_author": "Ana Lyst <ana@example.com>",
                 "stagectl.commit_subject": "Promote v2", "stagectl.applied_commit": sha,
                 "stagectl.run_url": "https://github.example/acme/models/actions/runs/42"}

@@ -77,8 +77,8 @@ def test_init_writes_what_a_team_needs_and_a_second_run_changes_nothing(
     (hook,) = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())["repos"]
     assert hook["rev"] == head and [h["id"] for h in hook["hooks"]] == ["stagectl-validate"]
 
-    # A second run reads nothing from the registry it does not need and writes nothing.
-    again = stagectl("init", *uri, cwd=repo)
+    # A second run needs nothing from the registry (this one is unreachable) and writes nothing.
+    again = stagectl("init", "--tracking-uri", "http://127.0.0.1:9", cwd=repo)
     assert again.returncode == 0, again.stderr
     assert "Nothing to write" in again.stderr
     assert _tree(repo) == written
@@ -89,9 +89,15 @@ def test_init_writes_what_a_team_needs_and_a_second_run_changes_nothing(
     kept = stagectl("init", *uri, cwd=repo)
     assert "keep       .github/workflows/stagectl-pr.yml (exists and differs; --force to overwrite)" in kept.stderr
     assert ours.read_text().endswith("# our own note\n")
+    # --force brings the workflows back; the stages file is the team's, never replaced.
+    declared = repo / "stages.yaml"
+    declared.write_text(declared.read_text().replace(f"  {models[0]}:", f"  # promoting next\n  {models[0]}:"))
     forced = stagectl("init", *uri, "--force", cwd=repo)
     assert forced.returncode == 0, forced.stderr
-    assert _tree(repo) == written  # the registry has not changed: the stages file comes back the same
+    assert "overwrite  .github/workflows/stagectl-pr.yml" in forced.stderr
+    assert "keep       stages.yaml (exists" in forced.stderr
+    assert _tree(repo) == {**written, "stages.yaml": declared.read_bytes()}
+    assert b"# promoting next" in declared.read_bytes()
 
 
 def test_init_keeps_a_teams_pre_commit_config_and_says_what_to_add(
@@ -104,6 +110,21 @@ def test_init_keeps_a_teams_pre_commit_config_and_says_what_to_add(
     assert done.returncode == 0, done.stderr
     assert (repo / ".pre-commit-config.yaml").read_text() == own
     assert "Add to .pre-commit-config.yaml under repos:" in done.stderr and "id: stagectl-validate" in done.stderr
+
+
+def test_init_refuses_names_it_cannot_write_into_a_workflow_and_folders_that_lead_out(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "team")
+    odd = stagectl("init", "-f", "deploy/stages #1.yaml", "--tracking-uri", "http://127.0.0.1:9", cwd=repo)
+    assert odd.returncode == 1 and "give it a path of letters, digits" in odd.stderr, odd.stderr
+    bad = stagectl("init", "--action", "docker://evil/x", "--tracking-uri", "http://127.0.0.1:9", cwd=repo)
+    assert bad.returncode == 1 and "is not OWNER/REPO[@REF]" in bad.stderr, bad.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (repo / ".github").symlink_to(elsewhere)
+    (repo / "stages.yaml").write_text("apiVersion: stagectl/v1\nmodels: {}\n")
+    linked = stagectl("init", "--tracking-uri", "http://127.0.0.1:9", cwd=repo)
+    assert linked.returncode == 1 and "symlinked folder" in linked.stderr, linked.stderr
+    assert list(elsewhere.iterdir()) == [] and not (repo / "schemas").exists()
 
 
 def test_init_outside_git_says_where_to_run_it(tmp_path: Path) -> None:
