@@ -45,8 +45,9 @@ lint: $(VENV)/.dev
 # CI runs the long concurrency and fault loops in full.
 PYTEST_ARGS ?= $(if $(CI),--slow,)
 
+# The slowest tests are listed at the end: the suite's time is a budget CI keeps.
 test: lint packages
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 # The older MLflow servers the --slow tests run against, built once into ~/.cache/stagectl-test-servers
 # (the tests build them on first use too; this only does it ahead).
