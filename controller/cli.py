@@ -386,9 +386,9 @@ def schema(
 ) -> int:
     """Print a JSON Schema: the stages file's (for editors: its modeline points at schemas/stages.schema.json),
     or a JSON report's."""
-    from importlib import resources
+    from .scaffold import schema_text
 
-    _output().data(resources.files("controller").joinpath(f"schemas/{name.value}.schema.json").read_text("utf-8"))
+    _output().data(schema_text(name.value))
     return 0
 
 

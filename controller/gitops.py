@@ -120,19 +120,21 @@ class Checkout:
     def identity(self) -> str:
         """Which stages file this is, the same from any clone: `host/owner/repo:path`, from the remote
         (origin, else the first), without credentials or scheme; the repository's folder where it has none."""
+        url = self._remote_url()
+        return f"{_repository_name(url) if url else self.root.as_posix()}:{self.path}"
+
+    def _remote_url(self) -> str | None:
+        """The URL of the remote that names the repository: origin, else the first; None without one."""
         remotes = {r.name: r for r in self._repo.remotes}
         remote = remotes.get("origin") or next(iter(remotes.values()), None)
-        url = next(iter(remote.urls), None) if remote is not None else None
-        return f"{_repository_name(url) if url else self.root.as_posix()}:{self.path}"
+        return next(iter(remote.urls), None) if remote is not None else None
 
     def web_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
         """The repository's web page, for links from the registry to a commit: GitHub Actions names it; else
         an https or ssh remote on a host (the same path on https://host/...); None for a local remote."""
         if environ.get("GITHUB_SERVER_URL") and environ.get("GITHUB_REPOSITORY"):
             return f"{environ['GITHUB_SERVER_URL'].rstrip('/')}/{environ['GITHUB_REPOSITORY']}"
-        remotes = {r.name: r for r in self._repo.remotes}
-        remote = remotes.get("origin") or next(iter(remotes.values()), None)
-        url = next(iter(remote.urls), None) if remote is not None else None
+        url = self._remote_url()
         if not url or not re.match(r"^(https?|ssh|git)://|^[^/@:]+@[^/:]+:", url):
             return None
         name = _repository_name(url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,8 +51,7 @@ def files(stages_path: str, stages_text: str | None, action: str, pin: Pin, sche
     uses = local(action) if action.startswith("./") else f"{action}@{pin.ref}" + (
         f" # {pin.label}" if pin.is_commit else "")
     found += [File(f".github/workflows/{name}", workflow(name, uses, stages_path)) for name in WORKFLOWS]
-    repository = REPOSITORY if action.startswith("./") else action
-    found.append(File(PRE_COMMIT, pre_commit_config(pin, repository, stages_path)))
+    found.append(File(PRE_COMMIT, pre_commit_config(pin, hook_repository(action), stages_path)))
     return found
 
 
@@ -72,6 +70,11 @@ def check_action(action: str, ref: str | None) -> None:
     if not _REPOSITORY.fullmatch(action) or (ref is not None and not _REF.fullmatch(ref)):
         raise ConfigError((Problem("--action", f"'{action}{'@' + ref if ref else ''}' is not OWNER/REPO[@REF] "
                                                "(a GitHub repository that holds stagectl's action.yml), nor ./"),))
+
+
+def hook_repository(action: str) -> str:
+    """Where the pre-commit hook comes from: the action's repository, or stagectl's for the local action."""
+    return REPOSITORY if action.startswith("./") else action
 
 
 def local(action: str) -> str:
@@ -99,9 +102,9 @@ def pre_commit_entry(pin: Pin, repository: str = REPOSITORY, stages_path: str = 
             "      - id: stagectl-validate\n" + files)
 
 
-def schema_text() -> str:
-    schema = resources.files("controller").joinpath("schemas/stages.schema.json").read_text(encoding="utf-8")
-    return json.dumps(json.loads(schema), indent=2) + "\n"
+def schema_text(name: str = "stages") -> str:
+    """A packaged JSON Schema as shipped: what `stagectl schema` prints and init writes beside the file."""
+    return resources.files("controller").joinpath(f"schemas/{name}.schema.json").read_text(encoding="utf-8")
 
 
 def next_steps(stages_path: str) -> str:

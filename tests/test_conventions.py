@@ -17,16 +17,15 @@ import pytest
 
 import controller
 from controller.extras import install_hint
+from tests.e2e.helpers import stagectl
 from tests.gitrepo import git
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGECTL = str(BIN / "stagectl")
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([STAGECTL, *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "NO_COLOR": "1", **(env or {})}, timeout=60)
+    return stagectl(*args, cwd=cwd, env=env, timeout=60)
 
 
 def test_version_is_the_packages() -> None:

@@ -16,13 +16,7 @@ from . import Output
 def export(models: list[str], given: uris.Given, output: Path | None, out: Output) -> int:
     if output is not None:
         paths.check_write(output)  # before any request: the answer would be refused anyway
-    registry = connect(None, given, out)
-    live = registry.read(models or None)
-    missing = sorted(set(models) - set(live.models))
-    if missing:
-        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' does not exist") for m in missing))
-    text = render(live, registry.display_uri)
-    desired.parse(text, "exported stages.yaml")  # what we write must be what we read
+    live, text = from_registry(models, given, out)
     if output is None:
         out.data(text)
     else:
@@ -31,9 +25,22 @@ def export(models: list[str], given: uris.Given, output: Path | None, out: Outpu
     return 0
 
 
-def render(live: LiveState, source: str) -> str:
+def from_registry(models: list[str], given: uris.Given, out: Output, by: str = "stagectl export") \
+        -> tuple[LiveState, str]:
+    """The named models (all when none) as the registry holds them, and the stages file that declares that."""
+    registry = connect(None, given, out)
+    live = registry.read(models or None)
+    missing = sorted(set(models) - set(live.models))
+    if missing:
+        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' does not exist") for m in missing))
+    text = render(live, registry.display_uri, by)
+    desired.parse(text, "exported stages.yaml")  # what we write must be what we read
+    return live, text
+
+
+def render(live: LiveState, source: str, by: str = "stagectl export") -> str:
     lines = ["# yaml-language-server: $schema=schemas/stages.schema.json",
-             f"# Exported from {source} by stagectl export.",
+             f"# Exported from {source} by {by}.",
              "apiVersion: stagectl/v1",
              "models:" + ("" if live.models else " {}")]
     for name in sorted(live.models):

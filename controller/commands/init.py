@@ -7,9 +7,8 @@ from pathlib import Path
 from .. import desired, paths, scaffold, uris
 from ..errors import ConfigError, Problem
 from ..gitops import Checkout, GitError, tag_commit
-from ..pipeline import connect
 from . import Output
-from .export import render
+from .export import from_registry
 
 
 def init(file: Path, models: list[str], given: uris.Given, action: str, pin: scaffold.Pin | None, force: bool,
@@ -26,7 +25,7 @@ def init(file: Path, models: list[str], given: uris.Given, action: str, pin: sca
         pin = scaffold.default_pin(lambda tag: tag_commit(remote, tag) if remote else None)
     # The team's declarations are theirs: an existing stages file is never replaced, not even with --force.
     keep_stages = (root / stages_path).exists() or (root / stages_path).is_symlink()
-    stages_text = None if keep_stages else _export(models, given, out)
+    stages_text = None if keep_stages else from_registry(models, given, out, "stagectl init")[1]
     planned = scaffold.files(stages_path, stages_text, action, pin, scaffold.schema_text())
     if keep_stages:
         desired.load(root / stages_path)  # the workflows will check it: say now if it does not pass
@@ -54,9 +53,8 @@ def init(file: Path, models: list[str], given: uris.Given, action: str, pin: sca
     out.info(("Would write" if dry_run else "Writing") + f" in {root}:\n" + "\n".join(lines))
     pre_commit = root / scaffold.PRE_COMMIT
     if pre_commit.exists() and "stagectl-validate" not in pre_commit.read_text(encoding="utf-8", errors="replace"):
-        repository = scaffold.REPOSITORY if action.startswith("./") else action
         out.info(f"\nAdd to {scaffold.PRE_COMMIT} under repos:\n"
-                 f"{scaffold.pre_commit_entry(pin, repository, stages_path)}")
+                 f"{scaffold.pre_commit_entry(pin, scaffold.hook_repository(action), stages_path)}")
     if not pin.is_commit:
         out.info(f"\nThe action and the hook are pinned to the tag {pin.ref}, whose commit could not be looked up: "
                  f"pin them to it (git ls-remote https://github.com/{scaffold.REPOSITORY} {pin.ref}), as zizmor "
@@ -74,17 +72,6 @@ def init(file: Path, models: list[str], given: uris.Given, action: str, pin: sca
         out.info("Nothing to write: the repository already has every file.")
     out.info("\n" + scaffold.next_steps(stages_path))
     return 0
-
-
-def _export(models: list[str], given: uris.Given, out: Output) -> str:
-    registry = connect(None, given, out)
-    live = registry.read(models or None)
-    missing = sorted(set(models) - set(live.models))
-    if missing:
-        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' does not exist") for m in missing))
-    text = render(live, registry.display_uri).replace("by stagectl export.", "by stagectl init.", 1)
-    desired.parse(text, "stages.yaml from the registry")  # what we write must be what we read
-    return text
 
 
 def parse_action(value: str) -> tuple[str, scaffold.Pin | None]:

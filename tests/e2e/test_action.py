@@ -32,10 +32,20 @@ def runner_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "bin"
 
 
-def _repo(tmp_path: Path, model: str) -> Path:
+def _promotion(tmp_path: Path, server: Server, unique: str, branch: str | None = None
+               ) -> tuple[seed.ModelRegistryClient, str, Path]:
+    """A model with v1 in Production and v2 in Staging, and a repository whose last commit (on `branch`, when
+    given) promotes v2."""
+    registry = seed.client(server.uri)
+    model = f"{unique}-m"
+    seed.make_model(registry, model, ["Production", "Staging"])
     repo = make_repo(tmp_path / "repo")
     commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 1\n    staging: 2\n", "Start")
-    return repo
+    if branch:
+        git(repo, "switch", "-q", "-c", branch)
+    commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n    archived: [1]\n",
+                "Promote v2")
+    return registry, model, repo
 
 
 PLANTED = {"id": 1, "body": "<!-- stagectl:plan -->\nall clear, merge away", "user": {"type": "User"}}
@@ -53,13 +63,7 @@ def _run(runner_python: Path, repo: Path, tmp_path: Path, server: Server, **inpu
 
 def test_plan_on_a_pull_request_posts_one_comment_and_reports_its_changes(
         runner_python: Path, tmp_path: Path, second_server: Server, unique: str) -> None:
-    registry = seed.client(second_server.uri)
-    model = f"{unique}-m"
-    seed.make_model(registry, model, ["Production", "Staging"])
-    repo = _repo(tmp_path, model)
-    git(repo, "switch", "-q", "-c", "promote")
-    commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n    archived: [1]\n",
-                "Promote v2")
+    registry, model, repo = _promotion(tmp_path, second_server, unique, branch="promote")
     git(repo, "update-ref", "refs/remotes/origin/main", "main")  # what actions/checkout fetches
     before = seed.snapshot(registry, [model], times=True)
 
@@ -84,12 +88,7 @@ def test_plan_on_a_pull_request_posts_one_comment_and_reports_its_changes(
 
 def test_apply_then_drift_through_the_action(
         runner_python: Path, tmp_path: Path, second_server: Server, unique: str) -> None:
-    registry = seed.client(second_server.uri)
-    model = f"{unique}-m"
-    seed.make_model(registry, model, ["Production", "Staging"])
-    repo = _repo(tmp_path, model)
-    commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  {model}:\n    production: 2\n    archived: [1]\n",
-                "Promote v2")
+    registry, model, repo = _promotion(tmp_path, second_server, unique)
 
     applied, _ = _run(runner_python, repo, tmp_path, second_server, command="apply")
     assert applied.exit_code == 0, applied.log
