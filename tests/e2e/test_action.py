@@ -132,3 +132,28 @@ def test_a_plan_that_cannot_run_replaces_the_comment_with_a_failure_note(
     assert "cannot reach the registry" in run.log
     _, note = json.loads((gh / "comments.json").read_text())
     assert note["body"].startswith("<!-- stagectl:plan -->\n### stagectl plan failed (exit 1)")
+
+
+def test_the_comment_token_reaches_gh_and_never_stagectl(
+        runner_python: Path, tmp_path: Path, second_server: Server, unique: str) -> None:
+    _, _, repo = _promotion(tmp_path, second_server, unique, branch="promote")
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    seen = tmp_path / "stagectl-environment.json"
+    (spy / "stagectl").write_text(  # records what stagectl is started with, then is the installed stagectl
+        f"#!/bin/sh\n{sys.executable} -c 'import json, os; json.dump(dict(os.environ), open(\"{seen}\", \"w\"))'\n"
+        f'exec "{runner_python}/stagectl" "$@"\n')
+    (spy / "stagectl").chmod(0o755)
+    temp = tmp_path / "runner-temp"
+    temp.mkdir()
+    gh = fake_gh(tmp_path / "gh", [])
+    run = run_action(ROOT, {"command": "plan", "comment": "true", "github-token": "ghs_comment_secret_4411"},
+                     workspace=repo, temp=temp, path=[spy, runner_python, gh],
+                     env={"MLFLOW_TRACKING_URI": second_server.uri, "PIP_NO_BUILD_ISOLATION": "0"},
+                     event={"pull_request": {"number": 7, "base": {"ref": "main"}}})
+    assert run.exit_code == 0, run.log
+    assert len(json.loads((gh / "comments.json").read_text())) == 1  # gh had the token: it posted
+    environment = json.loads(seen.read_text())
+    assert "ghs_comment_secret_4411" not in json.dumps(environment)
+    assert "ghs_comment_secret_4411" not in run.log
