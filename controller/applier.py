@@ -20,7 +20,22 @@ from typing import Protocol, TypeVar
 from . import uris
 from .errors import ControllerError, RegistryError
 from .lease import LeaseLostError
-from .model import ApplyResult, LiveModel, LiveState, Outcome, Plan, SetAlias, Stage, Status, Step, Transition
+from .lifecycle import ARCHIVED_TAG, LIFECYCLE_TAG, is_archived, tag_value
+from .model import (
+    ApplyResult,
+    DeleteAlias,
+    LiveModel,
+    LiveState,
+    MarkArchived,
+    Outcome,
+    Plan,
+    SetAlias,
+    SetLifecycle,
+    Stage,
+    Status,
+    Step,
+    Transition,
+)
 
 NOT_ATTEMPTED = "not attempted: an earlier step of this model failed"
 
@@ -48,6 +63,8 @@ class Writer(Protocol):
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage: ...
     def stage_of(self, model: str, version: str) -> Stage: ...
     def set_alias(self, model: str, alias: str, version: str) -> None: ...
+    def delete_alias(self, model: str, alias: str) -> None: ...
+    def delete_version_tag(self, model: str, version: str, key: str) -> None: ...
     def alias_target(self, model: str, alias: str) -> str: ...
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None: ...
     def mark_managed(self, model: str, tags: Mapping[str, str]) -> None: ...
@@ -158,17 +175,40 @@ def unexpected_effects(before: LiveModel, outcomes: list[Outcome], after: LiveMo
 
 def _verified(step: Step, live: LiveState) -> Outcome:
     model = live.models.get(step.model)
-    if isinstance(step, SetAlias):
-        seen = model.aliases.get(step.alias) if model else None
-        if seen == step.version:
+    if model is None:
+        return Outcome(step, Status.FAILED, f"the registry shows no model {step.model}")
+    if isinstance(step, (SetAlias, DeleteAlias)):
+        seen = model.aliases.get(step.alias)
+        want = step.version if isinstance(step, SetAlias) else None
+        if seen == want:
             return Outcome(step, Status.APPLIED)
-        return Outcome(step, Status.FAILED, f"the registry shows alias '{step.alias}' on version {seen}, "
-                                            f"not {step.version}")
-    version = model.versions.get(step.version) if model else None
+        return Outcome(step, Status.FAILED, f"the registry shows alias '{step.alias}' on version {seen or '(none)'}, "
+                                            f"not {want or '(none)'}")
+    if isinstance(step, SetLifecycle):
+        seen_tag = model.tags.get(LIFECYCLE_TAG)
+        if seen_tag == tag_value(step.lifecycle):
+            return Outcome(step, Status.APPLIED)
+        return Outcome(step, Status.FAILED, f"the registry shows {LIFECYCLE_TAG}={seen_tag!r}, "
+                                            f"not {tag_value(step.lifecycle)!r}")
+    version = model.versions.get(step.version)
+    if isinstance(step, MarkArchived):
+        if version is not None and is_archived(version) is step.archived:
+            return Outcome(step, Status.APPLIED)
+        return Outcome(step, Status.FAILED, f"the registry shows version {step.version} "
+                                            f"{'without' if step.archived else 'with'} the tag {ARCHIVED_TAG}")
     if version is not None and version.stage is step.to_stage:
         return Outcome(step, Status.APPLIED)
     shown = version.stage if version else "no such version"
     return Outcome(step, Status.FAILED, f"the registry shows version {step.version} in {shown}, not {step.to_stage}")
+
+
+def _in_service(step: Step) -> str | None:
+    """The version a step puts in service (a serving stage, or an alias): it gets the provenance tags."""
+    if isinstance(step, SetAlias):
+        return step.version
+    if isinstance(step, Transition) and step.to_stage in (Stage.PRODUCTION, Stage.STAGING):
+        return step.version
+    return None
 
 
 def _apply_model(
@@ -204,8 +244,9 @@ def _apply_model(
                 model_tags = None
             _execute(step, registry)
             written = True
-            if isinstance(step, SetAlias) or step.to_stage is not Stage.ARCHIVED:
-                tag(step.version, step.model)
+            serving = _in_service(step)
+            if serving is not None:
+                tag(serving, step.model)
         except LeaseLostError as e:
             halted = str(e)
             if written:  # the step itself went through; only what follows it is held back
@@ -252,6 +293,12 @@ class Retrying:
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self._write(lambda: self._registry.set_alias(model, alias, version),
                     lambda: self._alias_is(model, alias, version), lambda: None)
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        self._write(lambda: self._registry.delete_alias(model, alias), lambda: False, lambda: None)
+
+    def delete_version_tag(self, model: str, version: str, key: str) -> None:
+        self._write(lambda: self._registry.delete_version_tag(model, version, key), lambda: False, lambda: None)
 
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():  # one request each, so each behind the fence
@@ -327,8 +374,17 @@ def _execute(step: Step, registry: Retrying) -> None:
         # The server answers with the version as it now is: that answer is the read-back.
         after = registry.transition(step.model, step.version, step.to_stage, step.archive_existing_versions)
         _verify_stage(step, after)
-    else:
+    elif isinstance(step, SetAlias):
         registry.set_alias(step.model, step.alias, step.version)
+    elif isinstance(step, DeleteAlias):
+        registry.delete_alias(step.model, step.alias)
+    elif isinstance(step, MarkArchived):
+        if step.archived:
+            registry.set_tags(step.model, step.version, {ARCHIVED_TAG: "true"})
+        else:
+            registry.delete_version_tag(step.model, step.version, ARCHIVED_TAG)
+    else:
+        registry.mark_managed(step.model, {LIFECYCLE_TAG: tag_value(step.lifecycle)})
 
 
 def _verify_stage(step: Transition, seen: Stage) -> None:

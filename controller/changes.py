@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .model import DesiredModel, DesiredState, Plan, Policy, Step, version_key
+from .model import DesiredModel, DesiredState, Lifecycle, Mode, Plan, Policy, Step, version_key
 
 _STAGES = ("production", "staging", "archived")
 _WHERE_ONLY = frozenset({"name", "position", "version_positions", "alias_positions"})  # where, not what
@@ -133,6 +133,10 @@ def _show(value: object) -> str | None:
     """A setting as text; None where nothing is set."""
     if value is None or (isinstance(value, (Mapping, frozenset, tuple)) and not value):
         return None
+    if isinstance(value, Lifecycle):
+        if value.mode is Mode.STAGES:
+            return None  # the default: the alias names mean nothing with stages
+        return f"{value.mode} (production alias {value.production_alias}, staging alias {value.staging_alias})"
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
     if isinstance(value, (frozenset, tuple)):

@@ -18,7 +18,7 @@ import yaml
 
 from . import paths
 from .errors import ConfigError, Problem
-from .model import DesiredModel, DesiredState, Policy, Position, version_key
+from .model import DesiredModel, DesiredState, Lifecycle, Mode, Policy, Position, version_key
 
 MAX_BYTES = 4 * 1024 * 1024  # thousands of models fit in a fraction of this; anything larger is a mistake
 MAX_DEPTH = 20  # the format nests 5 deep
@@ -268,6 +268,52 @@ class _Document:
                     at = self.where(("models", model, "aliases", alias), key=True)
                     self.problem(at, f"models.{model}.aliases: '{alias}' is reserved by MLflow "
                                  "('latest' and v<number> name versions themselves)")
+            self._check_lifecycle(model, entry, data.get("lifecycle"))
+        self._check_lifecycle_aliases(("lifecycle",), data.get("lifecycle"))
+
+    def _check_lifecycle(self, model: str, entry: dict[str, Any], file_wide: Any) -> None:
+        """With aliases, production and staging name one version each (an alias points at one)."""
+        own = entry.get("lifecycle")
+        self._check_lifecycle_aliases(("models", model, "lifecycle"), own)
+        lifecycle = _lifecycle(own, _lifecycle(file_wide, Lifecycle()) or Lifecycle())
+        if lifecycle is None or not lifecycle.aliases:
+            return
+        where = "its lifecycle" if own is not None else "the file's lifecycle"
+        for stage in ("production", "staging"):
+            value = entry.get(stage)
+            listed = value if isinstance(value, list) else [value] if value is not None else None
+            if listed is None or len(listed) == 1 or (stage == "staging" and not listed):
+                continue
+            path = ("models", model, stage)
+            alias = lifecycle.production_alias if stage == "production" else lifecycle.staging_alias
+            why = ("production cannot be empty: the alias would point at nothing" if not listed else
+                   f"{stage} names one version: its alias '{alias}' points at one")
+            self.problem(self.where(path), f"models.{model}.{stage}: with {lifecycle.mode} in {where}, {why}", path)
+        if lifecycle.production_alias == lifecycle.staging_alias:
+            key: JsonPath = ("models", model, "lifecycle") if own is not None else ("lifecycle",)
+            self.problem(self.where(key), f"models.{model}: its production and staging aliases are both "
+                         f"'{lifecycle.production_alias}'; they must differ", key)
+        names = {lifecycle.production_alias: "production", lifecycle.staging_alias: "staging"}
+        aliases = entry.get("aliases")
+        for alias in aliases if isinstance(aliases, dict) else ():
+            if alias in names:
+                at = self.where(("models", model, "aliases", alias), key=True)
+                self.problem(at, f"models.{model}.aliases: '{alias}' is the lifecycle's {names[alias]} alias; "
+                             f"declare '{names[alias]}: N' instead")
+
+    def _check_lifecycle_aliases(self, path: JsonPath, value: Any) -> None:
+        if not isinstance(value, dict):
+            return
+        dotted = ".".join(str(p) for p in path)
+        for key in ("production_alias", "staging_alias"):
+            alias = value.get(key)
+            if isinstance(alias, str) and _RESERVED_ALIAS.fullmatch(alias):
+                self.problem(self.where(path + (key,)), f"{dotted}.{key}: '{alias}' is reserved by MLflow "
+                             "('latest' and v<number> name versions themselves)", path + (key,))
+        production, staging = value.get("production_alias"), value.get("staging_alias")
+        if production is not None and production == staging:
+            self.problem(self.where(path + ("staging_alias",)), f"{dotted}: production_alias and staging_alias "
+                         f"are both '{production}'; they must differ", path + ("staging_alias",))
 
 
 def _stage_entries(model: str, entry: dict[str, Any] | None) -> Iterator[tuple[str, JsonPath, int]]:
@@ -299,7 +345,9 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[JsonPath, bool, st
         return [(path + (k,), False, f"{prefix}missing required key '{k}'") for k in missing]
     if error.validator in ("anyOf", "oneOf") and error.context:
         # One version or a list of versions: explain against the branch that matches the value's shape.
-        branch = 1 if isinstance(error.instance, list) else 0
+        kinds = [b.get("type") if isinstance(b, Mapping) else None for b in _listed(error.validator_value)]
+        shape = "array" if isinstance(error.instance, list) else "object" if isinstance(error.instance, dict) else None
+        branch = kinds.index(shape) if shape in kinds else 0
         inner = [e for e in error.context if e.relative_schema_path and e.relative_schema_path[0] == branch]
         inner = [e for e in inner if not (branch == 1 and e.validator == "type" and not e.path)]
         if inner:
@@ -322,11 +370,18 @@ def _explain_value(error: jsonschema.ValidationError, path: JsonPath) -> list[tu
     is_version = schema.get("minimum") == 1 or str(schema.get("$ref", "")).endswith("/version")
     if error.validator in ("type", "minimum") and (is_version or error.validator == "minimum"):
         return [(path, False, f"{dotted}: versions are positive whole numbers, got {_show(value)}")]
+    if error.validator == "enum":
+        allowed = ", ".join(str(v) for v in _listed(error.validator_value))
+        return [(path, False, f"{dotted}: expected one of {allowed}, got {_show(value)}")]
     if error.validator == "const":
         return [(path, False, f"{dotted}: must be {json.dumps(error.validator_value)}, got {_show(value)}")]
     if error.validator == "type":
         return [(path, False, f"{dotted}: expected {_article(error.validator_value)}, got {_show(value)}")]
     return [(path, False, f"{dotted}: {error.message}")]
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
 
 
 def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
@@ -339,9 +394,29 @@ def _policy(data: Mapping[str, Any] | None) -> Policy:
                   frozen=data.get("frozen"))
 
 
+def _lifecycle(value: Any, base: Lifecycle) -> Lifecycle | None:
+    """A `lifecycle:` value over the one it overrides; None when it is not one (the schema says why)."""
+    if value is None:
+        return base
+    if isinstance(value, str):
+        value = {"mode": value}
+    if not isinstance(value, dict):
+        return None
+    try:
+        mode = Mode(value.get("mode", base.mode))
+    except ValueError:
+        return None
+    production = value.get("production_alias", base.production_alias)
+    staging = value.get("staging_alias", base.staging_alias)
+    if not isinstance(production, str) or not isinstance(staging, str):
+        return None
+    return Lifecycle(mode, production, staging)
+
+
 def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
     file_policy = (data.get("defaults") or {}).get("policy") or {}
     defaults = _policy(file_policy)
+    file_lifecycle = _lifecycle(data.get("lifecycle"), Lifecycle()) or Lifecycle()
     models = []
     for model_name in sorted(data["models"]):
         entry = data["models"][model_name] or {}
@@ -365,6 +440,7 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
             archived=stages.get("archived") or frozenset(),
             aliases=dict(sorted(aliases.items())),
             policy=_policy(entry.get("policy")).over(defaults),
+            lifecycle=_lifecycle(entry.get("lifecycle"), file_lifecycle) or file_lifecycle,
             position=doc.where(("models", model_name), key=True),
             version_positions=dict(sorted(version_positions.items(), key=lambda kv: version_key(kv[0]))),
             alias_positions=alias_positions,

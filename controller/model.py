@@ -37,6 +37,35 @@ def ownership_tags(owner: str) -> dict[str, str]:
                          "by its next apply: change that stages file instead, through a pull request."}
 
 
+class Mode(enum.StrEnum):
+    """What production, staging and archived mean in the registry: MLflow stages, aliases, or both at once."""
+
+    STAGES = "stages"
+    ALIASES = "aliases"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    mode: Mode = Mode.STAGES
+    production_alias: str = "production"
+    staging_alias: str = "staging"
+
+    @property
+    def stages(self) -> bool:
+        """Whether declarations are applied as MLflow stages."""
+        return self.mode is not Mode.ALIASES
+
+    @property
+    def aliases(self) -> bool:
+        """Whether declarations are applied as aliases."""
+        return self.mode is not Mode.STAGES
+
+    def alias(self, stage: Stage) -> str | None:
+        """The alias that stands for a serving stage."""
+        return {Stage.PRODUCTION: self.production_alias, Stage.STAGING: self.staging_alias}.get(stage)
+
+
 def version_key(version: str) -> int:
     """Versions are digit strings; they sort as numbers."""
     return int(version)
@@ -74,6 +103,7 @@ class DesiredModel:
     archived: frozenset[str] = frozenset()
     aliases: Mapping[str, str] = field(default_factory=dict)
     policy: Policy = Policy()  # effective: defaults already applied
+    lifecycle: Lifecycle = Lifecycle()  # effective: the file's, unless the model has its own
     position: Position = Position(1, 1)
     # Where each version and alias is first written, so that a live check can point at the line.
     version_positions: Mapping[str, Position] = field(default_factory=dict)
@@ -166,7 +196,40 @@ class SetAlias:
     action = "set_alias"
 
 
-Step = Transition | SetAlias
+@dataclass(frozen=True, slots=True)
+class DeleteAlias:
+    """Remove a lifecycle alias from a version the file archives (aliases mode): archived serves nowhere."""
+
+    model: str
+    alias: str
+    version: str  # where it pointed
+
+    action = "delete_alias"
+
+
+@dataclass(frozen=True, slots=True)
+class MarkArchived:
+    """Set (or, for a version declared in service again, remove) the version tag that says it is archived."""
+
+    model: str
+    version: str
+    archived: bool = True
+
+    action = "mark_archived"
+
+
+@dataclass(frozen=True, slots=True)
+class SetLifecycle:
+    """Record on the registered model which lifecycle it follows, for the readers (get_model, resolve, ...)."""
+
+    model: str
+    lifecycle: Lifecycle
+    from_lifecycle: Lifecycle | None = None  # None: nothing recorded (stages)
+
+    action = "set_lifecycle"
+
+
+Step = Transition | SetAlias | DeleteAlias | MarkArchived | SetLifecycle
 
 
 @dataclass(frozen=True, slots=True)

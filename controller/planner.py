@@ -6,14 +6,19 @@ import dataclasses
 import difflib
 from collections.abc import Collection, Mapping
 
+from . import lifecycle
 from .errors import Problem
 from .model import (
     AliasWarning,
     Check,
+    DeleteAlias,
     DesiredModel,
     DesiredState,
+    Lifecycle,
     LiveModel,
     LiveState,
+    MarkArchived,
+    Mode,
     Plan,
     Position,
     SetAlias,
@@ -52,7 +57,7 @@ def check_model(model: DesiredModel, have: LiveModel | None,
                 f" (it has {', '.join(known)})" if known else " (it has no versions)")))
         elif version in must_be_ready and found.status != "READY":
             reasons.append((at, f"version {version} is {found.status}, not READY"))
-    return reasons
+    return reasons or lifecycle.conflicts(model, have)
 
 
 def _closest(name: str, known: Collection[str]) -> str | None:
@@ -113,26 +118,37 @@ def plan(
         checks.append(Check("max_changes", None, None, False,
                             f"{len(steps)} steps exceed max_changes {limit} (raise it with --max-changes)"))
     warnings = alias_warnings(steps, {m.name: live.models[m.name] for m in desired.models
-                                      if m.name in live.models and m.name not in held})
+                                      if m.name in live.models and m.name not in held},
+                              {m.name: m.lifecycle for m in desired.models})
     return Plan(tracking_uri, tuple(steps), tuple(checks), blocked, frozen, held, warnings, targets=desired.only)
 
 
-def alias_warnings(steps: list[Step], live: Mapping[str, LiveModel]) -> tuple[AliasWarning, ...]:
-    """Aliases that, once `steps` ran, would point at an Archived version or one in no stage."""
+def alias_warnings(steps: list[Step], live: Mapping[str, LiveModel],
+                   lifecycles: Mapping[str, Lifecycle] | None = None) -> tuple[AliasWarning, ...]:
+    """Aliases that, once `steps` ran, would point at an archived version, or (by stages) one in no stage."""
+    lifecycles = lifecycles or {}
     stages = {name: {v: lv.stage for v, lv in model.versions.items()} for name, model in live.items()}
+    marked = {name: set(lifecycle.versions_in(model, Stage.ARCHIVED, Lifecycle(Mode.ALIASES)))
+              for name, model in live.items()}
     aliases = {name: dict(model.aliases) for name, model in live.items()}
     moved: set[tuple[str, str]] = set()
     for step in steps:
         if isinstance(step, Transition):
             stages[step.model][step.version] = step.to_stage
             moved.add((step.model, step.version))
-        else:
+        elif isinstance(step, SetAlias):
             aliases[step.model][step.alias] = step.version
+        elif isinstance(step, MarkArchived):
+            (marked[step.model].add if step.archived else marked[step.model].discard)(step.version)
+            moved.add((step.model, step.version))
+        elif isinstance(step, DeleteAlias):
+            aliases[step.model].pop(step.alias, None)
     found = []
     for name in sorted(live):
+        by_stages = lifecycles.get(name, Lifecycle()).stages
         for alias, version in sorted(aliases[name].items()):
-            stage = stages[name].get(version)
-            if stage is Stage.ARCHIVED or stage is Stage.NONE:
+            stage = Stage.ARCHIVED if version in marked[name] else stages[name].get(version)
+            if stage is Stage.ARCHIVED or (by_stages and stage is Stage.NONE):
                 found.append(AliasWarning(name, alias, version, stage, (name, version) in moved))
     return tuple(found)
 
@@ -149,33 +165,35 @@ def _ownership(model: str, current: str | None, owner: str, adopt: frozenset[str
 def _gates(want: DesiredModel, have: LiveModel, steps: list[Step], staged: Mapping[str, str]) -> list[Check]:
     checks = []
     policy = want.policy
-    for step in steps:
-        if not isinstance(step, Transition) or step.to_stage is not Stage.PRODUCTION:
-            continue
+    for version in lifecycle.promotions(want, steps):
         if policy.require_tags:
-            tags = have.versions[step.version].tags
+            tags = have.versions[version].tags
             wrong = [f"{k}={v}" + (f" (has {tags[k]!r})" if k in tags else "")
                      for k, v in sorted(policy.require_tags.items()) if tags.get(k) != v]
             detail = f"missing {', '.join(wrong)}" if wrong else "has " + ", ".join(
                 f"{k}={v}" for k, v in sorted(policy.require_tags.items()))
-            checks.append(Check("require_tags", want.name, step.version, not wrong, detail))
+            checks.append(Check("require_tags", want.name, version, not wrong, detail))
         if policy.promote_from == "staging":
-            if step.from_stage is Stage.STAGING:
-                checks.append(Check("promote_from", want.name, step.version, True, "in Staging now"))
-            elif step.version in staged:
-                where = staged[step.version]
-                checks.append(Check("promote_from", want.name, step.version, True, f"declared in staging at {where}"))
+            staging = "Staging" if want.lifecycle.stages else f"the staging alias '{want.lifecycle.staging_alias}'"
+            if lifecycle.in_staging(have, version, want.lifecycle):
+                checks.append(Check("promote_from", want.name, version, True, f"in {staging} now"))
+            elif version in staged:
+                where = staged[version]
+                checks.append(Check("promote_from", want.name, version, True, f"declared in staging at {where}"))
             else:
-                checks.append(Check("promote_from", want.name, step.version, False,
-                                    f"in {step.from_stage}, not in Staging now, nor declared in staging before"))
+                now = f"in {have.versions[version].stage}, not" if want.lifecycle.stages else "not"
+                checks.append(Check("promote_from", want.name, version, False,
+                                    f"{now} in {staging} now, nor declared in staging before"))
     return checks
 
 
 def plan_model(want: DesiredModel, have: LiveModel) -> list[Step]:
-    steps = _ordered(want.name, _targets(want, have), have)
-    for stage in _SERVING:
-        steps = _atomic_promotion(steps, stage, have)
-    return steps + _alias_steps(want, have)
+    stage_steps: list[Step] = []
+    if want.lifecycle.stages:
+        stage_steps = _ordered(want.name, _targets(want, have), have)
+        for stage in _SERVING:
+            stage_steps = _atomic_promotion(stage_steps, stage, have)
+    return lifecycle.steps(want, have, stage_steps) + _alias_steps(want, have)
 
 
 def _targets(want: DesiredModel, have: LiveModel) -> dict[str, Stage]:

@@ -304,6 +304,14 @@ class Registry:
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self._call(lambda: self._client.set_registered_model_alias(model, alias, version))
 
+    def delete_alias(self, model: str, alias: str) -> None:
+        """Idempotent: MLflow answers a missing alias with success."""
+        self._call(lambda: self._client.delete_registered_model_alias(model, alias))
+
+    def delete_version_tag(self, model: str, version: str, key: str) -> None:
+        """Idempotent: MLflow answers a missing tag with success."""
+        self._call(lambda: self._client.delete_model_version_tag(model, version, key))
+
     def alias_target(self, model: str, alias: str) -> str:
         mv = self._call(lambda: self._client.get_model_version_by_alias(model, alias))
         return str(mv.version)

@@ -11,10 +11,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import jsonschema
 
-from . import uris
+from . import lifecycle, uris
 from .errors import ConfigError, ControllerError, Problem
 from .gitops import Commit, Provenance
-from .model import Check, LiveModel, LiveState, Plan, SetAlias, Stage, Step, Transition, version_key
+from .model import (
+    Check,
+    DeleteAlias,
+    Lifecycle,
+    LiveModel,
+    LiveState,
+    MarkArchived,
+    Mode,
+    Plan,
+    SetAlias,
+    SetLifecycle,
+    Stage,
+    Step,
+    Transition,
+    version_key,
+)
 from .reporters.json import plan_data
 
 KIND = "stagectl-saved-plan"
@@ -58,8 +73,17 @@ def registry_uri(uri: str) -> str | None:
 
 
 def snapshot(model: LiveModel) -> dict[str, Any]:
-    return {"versions": {v: model.versions[v].stage.value for v in sorted(model.versions, key=version_key)},
-            "aliases": dict(sorted(model.aliases.items()))}
+    """What a plan of the model depends on. The lifecycle's own marks only where present, so that a model that
+    follows stages has the snapshot it always had."""
+    found: dict[str, Any] = {
+        "versions": {v: model.versions[v].stage.value for v in sorted(model.versions, key=version_key)},
+        "aliases": dict(sorted(model.aliases.items()))}
+    archived = sorted(lifecycle.versions_in(model, Stage.ARCHIVED, Lifecycle(Mode.ALIASES)), key=version_key)
+    if archived:
+        found["archived"] = archived
+    if lifecycle.LIFECYCLE_TAG in model.tags:
+        found["lifecycle"] = model.tags[lifecycle.LIFECYCLE_TAG]
+    return found
 
 
 def fingerprint(state: Mapping[str, Any]) -> str:
@@ -106,13 +130,23 @@ class _Recorded(Provenance):
 
 def expected(saved: SavedPlan) -> dict[str, dict[str, Any]]:
     """Each touched model as the plan leaves it: the snapshot with every step carried out."""
-    after = {name: {"versions": dict(s["versions"]), "aliases": dict(s["aliases"])}
+    after = {name: {**s, "versions": dict(s["versions"]), "aliases": dict(s["aliases"])}
              for name, s in saved.snapshot.items()}
     for step in saved.plan.steps:
+        state = after[step.model]
         if isinstance(step, Transition):
-            after[step.model]["versions"][step.version] = step.to_stage.value
+            state["versions"][step.version] = step.to_stage.value
+        elif isinstance(step, SetAlias):
+            state["aliases"][step.alias] = step.version
+        elif isinstance(step, DeleteAlias):
+            state["aliases"].pop(step.alias, None)
+        elif isinstance(step, MarkArchived):
+            marked = set(state.get("archived", ())) - {step.version} | ({step.version} if step.archived else set())
+            state["archived"] = sorted(marked, key=version_key)
+            if not marked:
+                del state["archived"]
         else:
-            after[step.model]["aliases"][step.alias] = step.version
+            state["lifecycle"] = lifecycle.tag_value(step.lifecycle)
     return after
 
 
@@ -141,7 +175,7 @@ def load(text: str, name: str) -> SavedPlan:
         targets=tuple(data.get("models", ())),
     )
     source = Source(**data["source"])
-    states = {name: {"versions": s["versions"], "aliases": s["aliases"]} for name, s in data["live"].items()}
+    states = {name: {k: v for k, v in s.items() if k != "fingerprint"} for name, s in data["live"].items()}
     return SavedPlan(plan, source, states, data.get("registry_uri"), data.get("provenance"))
 
 
@@ -165,15 +199,32 @@ def changes_since(saved: SavedPlan, live: LiveState) -> list[str]:
             a, b = then["aliases"].get(alias), now["aliases"].get(alias)
             if a != b:
                 found.append(f"{name}: alias {alias} was on version {a or '(none)'}, is now on {b or '(none)'}")
+        if then.get("archived") != now.get("archived"):
+            was, is_now = (", ".join(s.get("archived", ())) or "none" for s in (then, now))
+            found.append(f"{name}: the versions tagged {lifecycle.ARCHIVED_TAG} were {was}, are now {is_now}")
+        if then.get("lifecycle") != now.get("lifecycle"):
+            found.append(f"{name}: the recorded lifecycle was {then.get('lifecycle') or 'none'}, "
+                         f"is now {now.get('lifecycle') or 'none'}")
     return found
 
 
 def _step(data: Mapping[str, Any]) -> Step:
     if data["action"] == "set_alias":
         return SetAlias(data["model"], data["alias"], data["version"], data["from_version"])
+    if data["action"] == "delete_alias":
+        return DeleteAlias(data["model"], data["alias"], data["version"])
+    if data["action"] == "mark_archived":
+        return MarkArchived(data["model"], data["version"], data["archived"])
+    if data["action"] == "set_lifecycle":
+        was = data["from_lifecycle"]
+        return SetLifecycle(data["model"], _lifecycle(data["lifecycle"]), _lifecycle(was) if was else None)
     return Transition(data["model"], data["version"], Stage(data["from_stage"]), Stage(data["to_stage"]),
                       archive_existing_versions=data.get("archive_existing_versions", False),
                       archived_by=data.get("archived_by"))
+
+
+def _lifecycle(data: Mapping[str, str]) -> Lifecycle:
+    return Lifecycle(Mode(data["mode"]), data["production_alias"], data["staging_alias"])
 
 
 def _schema() -> dict[str, Any]:

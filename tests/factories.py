@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from controller import lifecycle
 from controller.model import (
+    DeleteAlias,
     DesiredModel,
     DesiredState,
     LiveModel,
     LiveState,
     LiveVersion,
+    MarkArchived,
     SetAlias,
+    SetLifecycle,
     Stage,
     Step,
     Transition,
@@ -45,10 +49,21 @@ def live(*models: LiveModel) -> LiveState:
 def simulate(model: LiveModel, steps: Iterable[Step], watch: list[int] | None = None) -> LiveModel:
     """Apply steps as MLflow would. `watch` collects the Production count after every write."""
     stages = {v: lv.stage for v, lv in model.versions.items()}
+    tags = {v: dict(lv.tags) for v, lv in model.versions.items()}
     aliases = dict(model.aliases)
+    model_tags = dict(model.tags)
     for step in steps:
         if isinstance(step, SetAlias):
             aliases[step.alias] = step.version
+        elif isinstance(step, DeleteAlias):
+            aliases.pop(step.alias, None)
+        elif isinstance(step, MarkArchived):
+            if step.archived:
+                tags[step.version][lifecycle.ARCHIVED_TAG] = "true"
+            else:
+                tags[step.version].pop(lifecycle.ARCHIVED_TAG, None)
+        elif isinstance(step, SetLifecycle):
+            model_tags[lifecycle.LIFECYCLE_TAG] = lifecycle.tag_value(step.lifecycle)
         elif isinstance(step, Transition):
             if step.archived_by is not None:
                 continue  # performed by its promotion
@@ -59,4 +74,4 @@ def simulate(model: LiveModel, steps: Iterable[Step], watch: list[int] | None = 
             stages[step.version] = step.to_stage
         if watch is not None:
             watch.append(sum(1 for s in stages.values() if s is Stage.PRODUCTION))
-    return LiveModel(model.name, {v: LiveVersion(v, s) for v, s in stages.items()}, aliases)
+    return LiveModel(model.name, {v: LiveVersion(v, s, tags=tags[v]) for v, s in stages.items()}, aliases, model_tags)

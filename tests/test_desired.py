@@ -86,7 +86,8 @@ def test_all_problems_are_reported_at_once_in_file_order() -> None:
                      "    aliases: {latest: 0}\n")
     assert found == [
         'stages.yaml:1:13: apiVersion: must be "stagectl/v1", got "stagectl/v2"',
-        "stages.yaml:2:1: unknown key 'extra'; expected one of: apiVersion, owner, registry, defaults, models",
+        "stages.yaml:2:1: unknown key 'extra'; expected one of: apiVersion, owner, registry, defaults, lifecycle, "
+        "models",
         "stages.yaml:5:17: '1.5' is read by YAML as a decimal number, not a version; "
         "versions are whole numbers (quote it if you mean text)",
         "stages.yaml:6:15: models.m.aliases: 'latest' is reserved by MLflow "

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ..model import AliasWarning, ApplyResult, Check, Plan, SetAlias, Stage, Status, Step, Transition
+from ..lifecycle import ARCHIVED_TAG, tag_value
+from ..model import (
+    AliasWarning,
+    ApplyResult,
+    Check,
+    DeleteAlias,
+    MarkArchived,
+    Plan,
+    SetAlias,
+    SetLifecycle,
+    Stage,
+    Status,
+    Step,
+    Transition,
+)
 
 
 def verb(step: Step) -> str:
-    if isinstance(step, SetAlias):
+    if isinstance(step, (SetAlias, DeleteAlias)):
         return "alias"
+    if isinstance(step, MarkArchived):
+        return "archive" if step.archived else "unarchive"
+    if isinstance(step, SetLifecycle):
+        return "record"
     if step.to_stage is Stage.ARCHIVED:
         return "archive"
+    if step.to_stage is Stage.NONE:
+        return "unstage"
     return {Stage.PRODUCTION: "promote", Stage.STAGING: "stage"}.get(step.to_stage, "move")
 
 
@@ -19,6 +39,13 @@ def change(step: Step) -> str:
     """What a step changes, in a few words."""
     if isinstance(step, SetAlias):
         return f"{step.alias}: version {step.from_version or '(none)'} → {step.version}"
+    if isinstance(step, DeleteAlias):
+        return f"{step.alias}: version {step.version} → (none)"
+    if isinstance(step, MarkArchived):
+        return f"version {step.version}: tag {ARCHIVED_TAG}" + ("" if step.archived else " removed")
+    if isinstance(step, SetLifecycle):
+        was = tag_value(step.from_lifecycle) if step.from_lifecycle else "stages (nothing recorded)"
+        return f"lifecycle: {was} → {tag_value(step.lifecycle)}"
     return f"version {step.version}: {step.from_stage} → {step.to_stage}"
 
 
@@ -49,7 +76,11 @@ def notes(steps: tuple[Step, ...], unvouched: Collection[str] = ()) -> list[str]
 
 def summary(plan: Plan) -> str:
     transitions = sum(1 for s in plan.steps if isinstance(s, Transition))
-    parts = [_count(transitions, "transition"), _count(len(plan.steps) - transitions, "alias move")]
+    moves = sum(1 for s in plan.steps if isinstance(s, (SetAlias, DeleteAlias)))
+    parts = [_count(transitions, "transition"), _count(moves, "alias move")]
+    others = len(plan.steps) - transitions - moves
+    if others:
+        parts.append(_count(others, "tag"))
     return f"{_count(len(plan.steps), 'change')} to {_count(len(plan.models()), 'model')} ({', '.join(parts)})"
 
 

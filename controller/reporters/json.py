@@ -8,7 +8,8 @@ from typing import Any
 
 from .. import __version__
 from ..changes import Review
-from ..model import ApplyResult, Plan, SetAlias, Step
+from ..lifecycle import ARCHIVED_TAG
+from ..model import ApplyResult, DeleteAlias, Lifecycle, MarkArchived, Plan, SetAlias, SetLifecycle, Step
 
 FORMAT_VERSION = 2  # 2: null for absent values, lists as arrays, alias changes with an alias field
 
@@ -22,6 +23,14 @@ def step_data(step: Step) -> dict[str, Any]:
     if isinstance(step, SetAlias):
         return {"model": step.model, "action": step.action, "alias": step.alias, "version": step.version,
                 "from_version": step.from_version}
+    if isinstance(step, DeleteAlias):
+        return {"model": step.model, "action": step.action, "alias": step.alias, "version": step.version}
+    if isinstance(step, MarkArchived):
+        return {"model": step.model, "action": step.action, "version": step.version, "archived": step.archived,
+                "tag": ARCHIVED_TAG}
+    if isinstance(step, SetLifecycle):
+        return {"model": step.model, "action": step.action, "lifecycle": lifecycle_data(step.lifecycle),
+                "from_lifecycle": lifecycle_data(step.from_lifecycle) if step.from_lifecycle else None}
     data: dict[str, Any] = {"model": step.model, "action": step.action, "version": step.version,
                             "from_stage": step.from_stage.value, "to_stage": step.to_stage.value}
     if step.archive_existing_versions:
@@ -29,6 +38,11 @@ def step_data(step: Step) -> dict[str, Any]:
     if step.archived_by is not None:
         data["archived_by"] = step.archived_by
     return data
+
+
+def lifecycle_data(lifecycle: Lifecycle) -> dict[str, str]:
+    return {"mode": lifecycle.mode.value, "production_alias": lifecycle.production_alias,
+            "staging_alias": lifecycle.staging_alias}
 
 
 def plan_data(plan: Plan) -> dict[str, Any]:

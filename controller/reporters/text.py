@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from ..changes import Review
-from ..model import ApplyResult, Outcome, Plan, SetAlias, Stage, Status, Step
+from ..model import ApplyResult, Outcome, Plan, Stage, Status, Step, Transition
 from . import (
     change,
     check_line,
@@ -95,9 +95,9 @@ def _render(uri: str, steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | N
 
 
 def _verb_color(step: Step) -> str:
-    if isinstance(step, SetAlias):
-        return "cyan"
-    return "red" if step.to_stage is Stage.ARCHIVED else "green"
+    if not isinstance(step, Transition):
+        return "red" if verb(step) == "archive" else "cyan"
+    return "red" if step.to_stage in (Stage.ARCHIVED, Stage.NONE) else "green"
 
 
 def _paint(text: str, color: str, enabled: bool) -> str:
