@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import lifecycle
 from .model import DesiredState, LiveState, Stage, version_key
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -40,8 +41,9 @@ def candidates(live: LiveState, desired: DesiredState | None, now_ms: int, older
     for name in sorted(live.models):
         model = live.models[name]
         keep = set(model.aliases.values()) | mentioned.get(name, set())
+        archived = lifecycle.versions_in(model, Stage.ARCHIVED)
         for version in sorted(model.versions, key=version_key):
             v = model.versions[version]
-            if v.stage is Stage.ARCHIVED and version not in keep and v.updated_ms < cutoff:
+            if version in archived and version not in keep and v.updated_ms < cutoff:
                 found.append(Candidate(name, version, v.run_id, v.created_ms, v.updated_ms))
     return tuple(found)

@@ -256,6 +256,36 @@ def transition_version(
                move_aliases=move_aliases)
 
 
+class MigrateTarget(enum.StrEnum):
+    both = "both"
+    aliases = "aliases"
+
+
+@app.command()
+def migrate(
+    to: Annotated[MigrateTarget, typer.Option("--to", case_sensitive=False, help="both: stages and aliases at once; "
+                                              "aliases: aliases only.")],
+    branch: Annotated[
+        str | None,
+        typer.Option("--branch", help="Commit the change on this new branch, ready for a pull request.",
+                     show_default=False),
+    ] = None,
+    production_alias: Annotated[
+        str | None, typer.Option("--production-alias", help="The alias that stands for production.",
+                                 show_default=False)] = None,
+    staging_alias: Annotated[
+        str | None, typer.Option("--staging-alias", help="The alias that stands for staging.", show_default=False)
+    ] = None,
+    file: FileOption = Path("stages.yaml"),
+) -> int:
+    """Move the stages file's lifecycle off MLflow stages, one reviewed pull request at a time."""
+    from .commands.migrate import migrate as run
+    from .model import Mode
+
+    return run(file, Mode(to.value), branch, _output(), production_alias=production_alias,
+               staging_alias=staging_alias)
+
+
 @app.command()
 def export(
     models: Annotated[list[str] | None, typer.Argument(help="Models to export (default: all).")] = None,

@@ -298,8 +298,8 @@ class _Document:
         for alias in aliases if isinstance(aliases, dict) else ():
             if alias in names:
                 at = self.where(("models", model, "aliases", alias), key=True)
-                self.problem(at, f"models.{model}.aliases: '{alias}' is the lifecycle's {names[alias]} alias; "
-                             f"declare '{names[alias]}: N' instead")
+                self.problem(at, f"models.{model}.aliases: '{alias}' is the lifecycle's {names[alias]} alias, "
+                             f"set from '{names[alias]}:'; remove it from aliases")
 
     def _check_lifecycle_aliases(self, path: JsonPath, value: Any) -> None:
         if not isinstance(value, dict):

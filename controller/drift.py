@@ -6,6 +6,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import lifecycle
 from .changes import Change, diff
 from .model import DesiredModel, DesiredState, LiveModel, Stage, Step
 from .planner import plan_model
@@ -78,9 +79,9 @@ def proposal(now: DesiredModel, live: LiveModel) -> tuple[dict[str, list[str]], 
     stages: dict[str, list[str]] = {}
     for stage, key in ((Stage.PRODUCTION, "production"), (Stage.STAGING, "staging")):
         if getattr(now, key) is not None:
-            stages[key] = sorted(live.in_stage(stage), key=int)
-    still_archived = sorted((v for v in now.archived if live.versions.get(v) and
-                             live.versions[v].stage is Stage.ARCHIVED), key=int)
+            stages[key] = sorted(lifecycle.versions_in(live, stage, now.lifecycle), key=int)
+    archived = lifecycle.versions_in(live, Stage.ARCHIVED, now.lifecycle)
+    still_archived = sorted((v for v in now.archived if v in archived), key=int)
     if still_archived != sorted(now.archived, key=int):
         stages["archived"] = still_archived
     aliases = {a: live.aliases[a] for a in now.aliases if a in live.aliases and live.aliases[a] != now.aliases[a]}

@@ -84,6 +84,16 @@ def declare(text: str, model: str, stages: dict[str, list[str]], aliases: dict[s
     return _checked(editor.result(), file)
 
 
+def set_lifecycle(text: str, mode: str, file: str = "stages.yaml", *, production_alias: str | None = None,
+                  staging_alias: str | None = None) -> str:
+    """Set the file's lifecycle mode (and, when given, the names of its aliases); models' own keys are kept."""
+    desired.parse(text, file)
+    editor = _Editor(text, file)
+    editor.set_lifecycle(mode, {k: v for k, v in (("production_alias", production_alias),
+                                                  ("staging_alias", staging_alias)) if v is not None})
+    return _checked(editor.result(), file)
+
+
 def yaml_key(name: str) -> str:
     """A model or alias name as a YAML key: plain when YAML reads it back as the same text."""
     if _PLAIN.fullmatch(name) and yaml.safe_load(f"{name}: x") == {name: "x"}:
@@ -165,6 +175,26 @@ class _Editor:
             self._replace(old.start_mark.index, old.end_mark.index, version)
         else:
             self._add_key(aliases, yaml_key(alias), version)
+
+    def set_lifecycle(self, mode: str, names: dict[str, str]) -> None:
+        old = _value(self.root, "lifecycle")
+        if isinstance(old, yaml.MappingNode):
+            for key, value in {"mode": mode, **names}.items():
+                node = _value(old, key)
+                if node is None:
+                    self._add_key(old, key, value)
+                else:
+                    self._replace(node.start_mark.index, node.end_mark.index, value)
+            return
+        rendered = mode if not names else "{" + ", ".join(f"{k}: {v}" for k, v in {"mode": mode, **names}.items()) + "}"
+        if old is not None:
+            self._replace(old.start_mark.index, old.end_mark.index, rendered)
+            return
+        if not isinstance(self.root, yaml.MappingNode) or self.root.flow_style:
+            raise EditError(self.file, "the file is one flow mapping ({...}); add 'lifecycle: " + mode + "' by hand")
+        models = next(k for k, _ in self.root.value if isinstance(k, yaml.ScalarNode) and k.value == "models")
+        line_start = models.start_mark.index - models.start_mark.column
+        self.edits.append(_Edit(line_start, line_start, f"lifecycle: {rendered}\n"))
 
     def _model_node(self, model: str) -> yaml.MappingNode | None:
         models = _value(self.root, "models")

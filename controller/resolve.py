@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import uris
+from . import lifecycle, uris
 from .errors import AmbiguousModelError, RegistryError, ResolveError, UnreviewedModelError
 from .model import DesiredModel, DesiredState, Stage, VersionDetail, version_key
 
@@ -66,7 +66,8 @@ def get_model(
     if reviewed is not None:
         _check_agrees(reviewed, registry, name, wanted, alias, detail, str(file))
     resolved = ResolvedModel(
-        name=name, version=detail.live.version, stage=detail.live.stage.value, aliases=detail.aliases,
+        name=name, version=detail.live.version, stage=wanted.value if wanted else detail.live.stage.value,
+        aliases=detail.aliases,
         uri=f"models:/{name}/{detail.live.version}", run_id=detail.live.run_id, tags=detail.tags)
     if load:
         resolved = replace(resolved, model=registry.load_pyfunc(resolved.uri))
@@ -104,10 +105,13 @@ def _by_stage(registry: Any, name: str, stage: Stage) -> VersionDetail:
     live = registry.read([name]).models.get(name)
     if live is None:
         raise ResolveError(f"model '{name}' does not exist in the registry at {registry.display_uri}")
-    versions = sorted(live.in_stage(stage), key=version_key)
+    follows = lifecycle.of(live)
+    versions = sorted(lifecycle.versions_in(live, stage, follows), key=version_key)
     if len(versions) != 1:
         found = f"versions {', '.join(versions)} are" if versions else "no version is"
-        raise AmbiguousModelError(f"model '{name}': {found} in {stage}; expected exactly one")
+        alias = follows.alias(stage) if follows.aliases else None
+        how = f" (its lifecycle is {follows.mode}: the alias '{alias}')" if alias else ""
+        raise AmbiguousModelError(f"model '{name}': {found} in {stage}{how}; expected exactly one")
     detail: VersionDetail = registry.describe_version(name, version=versions[0])
     return detail
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import lifecycle, planner
+from controller import edit, lifecycle, planner
 from controller.desired import parse as desired_parse
 from controller.errors import ConfigError
 from controller.model import (
@@ -243,10 +243,22 @@ models:
         "version: its alias 'champion' points at one",
         "stages.yaml:7:17: models.none.production: with aliases in the file's lifecycle, production cannot be "
         "empty: the alias would point at nothing",
-        "stages.yaml:10:15: models.clash.aliases: 'champion' is the lifecycle's production alias; "
-        "declare 'production: N' instead",
+        "stages.yaml:10:15: models.clash.aliases: 'champion' is the lifecycle's production alias, "
+        "set from 'production:'; remove it from aliases",
         "stages.yaml:12:16: models.same: its production and staging aliases are both 'champion'; they must differ",
         "stages.yaml:14:44: models.reserved.lifecycle.staging_alias: 'latest' is reserved by MLflow "
         "('latest' and v<number> name versions themselves)",
         "stages.yaml:16:23: models.unknown.lifecycle.mode: expected one of stages, aliases, both, got \"canary\"",
     ]
+
+
+def test_migrating_the_file_rewrites_only_the_lifecycle_span() -> None:
+    text = "# head\napiVersion: stagectl/v1  # keep\nmodels:\n  m:\n    production: 1   # reviewed\n"
+    both = edit.set_lifecycle(text, "both")
+    assert both == text.replace("models:\n", "lifecycle: both\nmodels:\n", 1)
+    aliases = edit.set_lifecycle(both, "aliases", production_alias="champion")
+    assert aliases == both.replace("lifecycle: both", "lifecycle: {mode: aliases, production_alias: champion}")
+    mapping = text.replace("models:", "lifecycle:\n  mode: both   # step 1\n  staging_alias: next\nmodels:")
+    assert edit.set_lifecycle(mapping, "aliases") == mapping.replace("mode: both", "mode: aliases")
+    with pytest.raises(ConfigError, match="production names one version"):
+        edit.set_lifecycle(text.replace("production: 1", "production: [1, 2]"), "both")

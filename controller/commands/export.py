@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from .. import desired, paths, uris
+from .. import desired, lifecycle, paths, uris
 from ..edit import yaml_key
 from ..errors import ConfigError, Problem
-from ..model import LiveModel, LiveState, Stage, version_key
+from ..model import LiveModel, LiveState, Mode, Stage, version_key
 from ..pipeline import connect
 from . import Output
 
@@ -45,15 +45,22 @@ def render(live: LiveState, source: str, by: str = "stagectl export") -> str:
              "models:" + ("" if live.models else " {}")]
     for name in sorted(live.models):
         model = live.models[name]
+        follows = lifecycle.of(model)
         lines.append(f"  {yaml_key(name)}:")
+        body = []
+        if follows.mode is not Mode.STAGES:
+            body.append(f"lifecycle: {{mode: {follows.mode}, production_alias: {follows.production_alias}, "
+                        f"staging_alias: {follows.staging_alias}}}")
         # Only what plan accepts: a stage holding a version not READY yet (still registering, or failed) is not
         # declared, nor an alias on one; plan leaves both as they are, so export then plan is in sync.
-        body = [f"{key}: {_versions(versions)}" for key, stage in (("production", Stage.PRODUCTION),
-                                                                   ("staging", Stage.STAGING))
-                if _ready(model, versions := model.in_stage(stage))]
-        if archived := model.in_stage(Stage.ARCHIVED):
+        for key, stage in (("production", Stage.PRODUCTION), ("staging", Stage.STAGING)):
+            versions = lifecycle.versions_in(model, stage, follows)
+            if _ready(model, versions) and (versions or stage is Stage.STAGING or not follows.aliases):
+                body.append(f"{key}: {_versions(versions)}")
+        if archived := lifecycle.versions_in(model, Stage.ARCHIVED, follows):
             body.append(f"archived: {_versions(archived)}")
-        aliases = {a: v for a, v in model.aliases.items() if _ready(model, {v})}
+        own = {follows.production_alias, follows.staging_alias} if follows.aliases else set()
+        aliases = {a: v for a, v in model.aliases.items() if _ready(model, {v}) and a not in own}
         if aliases:
             body.append("aliases:")
             body += [f"  {yaml_key(a)}: {v}" for a, v in sorted(aliases.items())]
