@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import edit, lifecycle, planner
+from controller import changes, edit, lifecycle, planner, savedplan
 from controller.desired import parse as desired_parse
 from controller.errors import ConfigError
 from controller.model import (
+    ApplyResult,
     DeleteAlias,
     Lifecycle,
     LiveModel,
     LiveVersion,
     MarkArchived,
     Mode,
+    Outcome,
+    Plan,
     Policy,
     SetAlias,
     SetLifecycle,
     Stage,
+    Status,
     Step,
     Transition,
 )
+from controller.reporters.json import render_plan, render_result
 from tests.factories import A, N, P, S, desired, live, simulate, want
 
+ROOT = Path(__file__).resolve().parent.parent
 ALIASES = Lifecycle(Mode.ALIASES, "champion", "challenger")
 BOTH = Lifecycle(Mode.BOTH, "champion", "challenger")
 
@@ -262,3 +271,23 @@ def test_migrating_the_file_rewrites_only_the_lifecycle_span() -> None:
     assert edit.set_lifecycle(mapping, "aliases") == mapping.replace("mode: both", "mode: aliases")
     with pytest.raises(ConfigError, match="production names one version"):
         edit.set_lifecycle(text.replace("production: 1", "production: [1, 2]"), "both")
+
+
+def test_a_change_of_lifecycle_is_a_declared_change_and_the_default_is_none() -> None:
+    before = desired_parse("apiVersion: stagectl/v1\nmodels: {m: {production: 1}}\n")
+    after = desired_parse("apiVersion: stagectl/v1\nlifecycle: {mode: both, production_alias: champion}\n"
+                          "models: {m: {production: 1}}\n")
+    assert [str(c) for c in changes.diff(before, after)] == [
+        "lifecycle: — → both (production alias champion, staging alias staging)"]
+    assert changes.diff(before, before) == ()
+
+
+def test_the_new_steps_keep_their_meaning_through_json_and_match_the_schemas() -> None:
+    steps: list[Step] = [DeleteAlias("m", "challenger", "2"), MarkArchived("m", "1"), MarkArchived("m", "3", False),
+                         SetLifecycle("m", ALIASES, BOTH), SetLifecycle("m", BOTH)]
+    plan = Plan("uri", tuple(steps))
+    data = json.loads(render_plan(plan))
+    jsonschema.validate(data, json.loads((ROOT / "schemas/plan.schema.json").read_text()))
+    assert tuple(savedplan._step(s) for s in data["steps"]) == plan.steps
+    result = ApplyResult("uri", tuple(Outcome(s, Status.APPLIED) for s in steps))
+    jsonschema.validate(json.loads(render_result(result)), json.loads((ROOT / "schemas/apply.schema.json").read_text()))
