@@ -122,7 +122,7 @@ def steps(want: DesiredModel, have: LiveModel, stage_steps: list[Step]) -> list[
     lifecycle = want.lifecycle
     before = recorded(have.tags)
     record: list[Step] = []
-    if (before or Lifecycle()) != lifecycle and (before is not None or lifecycle.mode is not Mode.STAGES):
+    if not _same(before or Lifecycle(), lifecycle):
         record = [SetLifecycle(want.name, lifecycle, before)]
     serving = frozenset().union(*want.declared().values())
     unmark: list[Step] = [MarkArchived(want.name, v, archived=False)
@@ -154,6 +154,11 @@ def steps(want: DesiredModel, have: LiveModel, stage_steps: list[Step]) -> list[
                          for v, lv in sorted(have.versions.items(), key=lambda kv: version_key(kv[0]))
                          if lv.stage in _SERVING]
     return [*unmark, *moves, *record, *removals, *marks, *leave]
+
+
+def _same(recorded: Lifecycle, declared: Lifecycle) -> bool:
+    """Whether the record needs no rewrite: with stages, the alias names mean nothing."""
+    return recorded == declared or recorded.mode is declared.mode is Mode.STAGES
 
 
 def promotions(want: DesiredModel, model_steps: list[Step]) -> list[str]:

@@ -291,3 +291,9 @@ def test_the_new_steps_keep_their_meaning_through_json_and_match_the_schemas() -
     assert tuple(savedplan._step(s) for s in data["steps"]) == plan.steps
     result = ApplyResult("uri", tuple(Outcome(s, Status.APPLIED) for s in steps))
     jsonschema.validate(json.loads(render_result(result)), json.loads((ROOT / "schemas/apply.schema.json").read_text()))
+
+
+def test_with_stages_the_alias_names_are_not_recorded_again() -> None:
+    named = Lifecycle(Mode.STAGES, "champion", "challenger")
+    assert steps(model({1: P}, recorded=Lifecycle()), named, production=[1]) == []
+    assert steps(model({1: P}), named, production=[1]) == []
