@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -34,8 +37,10 @@ from controller.model import (
 )
 from controller.reporters.json import render_plan, render_result
 from tests.factories import A, N, P, S, desired, live, simulate, want
+from tests.gitrepo import commit_file, git, make_repo
 
 ROOT = Path(__file__).resolve().parent.parent
+STAGECTL = str(Path(sys.executable).parent / "stagectl")
 ALIASES = Lifecycle(Mode.ALIASES, "champion", "challenger")
 BOTH = Lifecycle(Mode.BOTH, "champion", "challenger")
 
@@ -297,3 +302,20 @@ def test_with_stages_the_alias_names_are_not_recorded_again() -> None:
     named = Lifecycle(Mode.STAGES, "champion", "challenger")
     assert steps(model({1: P}, recorded=Lifecycle()), named, production=[1]) == []
     assert steps(model({1: P}), named, production=[1]) == []
+
+
+def test_migrate_with_branch_commits_only_the_lifecycle_line_on_a_new_branch(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    text = "apiVersion: stagectl/v1\nmodels:\n  m:\n    production: 1   # reviewed\n"
+    commit_file(repo, text, "Manage m")
+    done = subprocess.run([STAGECTL, "migrate", "--to", "both", "--branch", "lifecycle-both"], cwd=repo,
+                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr
+    committed = git(repo, "show", "lifecycle-both:stages.yaml")
+    assert committed == text.replace("models:", "lifecycle: both\nmodels:").strip()
+    assert git(repo, "log", "-1", "--format=%s", "lifecycle-both") == "Move the lifecycle to both"
+    assert "stagectl migrate --to aliases" in done.stderr  # what the next pull request is
+    again = subprocess.run([STAGECTL, "migrate", "--to", "aliases", "--production-alias", "latest"], cwd=repo,
+                           capture_output=True, text=True)
+    assert again.returncode == 1 and "'latest' is reserved by MLflow" in again.stderr
+    assert "--production-alias and --staging-alias choose other names" in again.stderr
