@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 from .model import DesiredModel, DesiredState, Lifecycle, Mode, Plan, Policy, Step, version_key
 
 _STAGES = ("production", "staging", "archived")
-_WHERE_ONLY = frozenset({"name", "position", "version_positions", "alias_positions"})  # where, not what
+# where, not what:
+_WHERE_ONLY = frozenset({"name", "position", "version_positions", "alias_positions", "lifecycle_position"})
 _FILE_WHERE_ONLY = frozenset({"path", "models", "defaults", "only"})  # "only": a run's --model, not the file
-_FILE_KEYS = {"tracking_uri": "registry.tracking_uri", "max_changes": "defaults.policy.max_changes"}
+_FILE_KEYS = {"tracking_uri": "registry.tracking_uri", "flavor": "registry.flavor",
+              "max_changes": "defaults.policy.max_changes"}
 ABSENT = "—"  # how text shows a key the file does not declare
 FILE = "(file)"  # how a file-wide change is shown where a model name would be
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
-from . import paths
+from . import paths, unity
 from .errors import ConfigError, Problem
 from .model import DesiredModel, DesiredState, Lifecycle, Mode, Policy, Position, version_key
 
@@ -65,7 +65,10 @@ def parse(text: str, name: str = "stages.yaml") -> DesiredState:
     doc.check_semantics(data)
     if doc.problems:
         raise ConfigError(tuple(sorted(doc.problems, key=lambda p: (p.line or 0, p.col or 0))))
-    return _build(data, doc, name)
+    state = _build(data, doc, name)
+    if unity.expected(state):
+        unity.check(state)
+    return state
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -441,6 +444,8 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
             aliases=dict(sorted(aliases.items())),
             policy=_policy(entry.get("policy")).over(defaults),
             lifecycle=_lifecycle(entry.get("lifecycle"), file_lifecycle) or file_lifecycle,
+            lifecycle_position=(doc.where(("models", model_name, "lifecycle")) if "lifecycle" in entry
+                                else doc.where(("lifecycle",)) if "lifecycle" in data else None),
             position=doc.where(("models", model_name), key=True),
             version_positions=dict(sorted(version_positions.items(), key=lambda kv: version_key(kv[0]))),
             alias_positions=alias_positions,
@@ -448,7 +453,7 @@ def _build(data: dict[str, Any], doc: _Document, name: str) -> DesiredState:
     registry = data.get("registry") or {}
     return DesiredState(path=name, models=tuple(models), tracking_uri=registry.get("tracking_uri"),
                         registry_uri=registry.get("registry_uri"), max_changes=file_policy.get("max_changes"),
-                        owner=data.get("owner"), defaults=defaults)
+                        owner=data.get("owner"), defaults=defaults, flavor=registry.get("flavor"))
 
 
 def _position(mark: Any) -> Position:

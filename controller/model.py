@@ -105,6 +105,7 @@ class DesiredModel:
     policy: Policy = Policy()  # effective: defaults already applied
     lifecycle: Lifecycle = Lifecycle()  # effective: the file's, unless the model has its own
     position: Position = Position(1, 1)
+    lifecycle_position: Position | None = None  # where its lifecycle is set (its own key, or the file's)
     # Where each version and alias is first written, so that a live check can point at the line.
     version_positions: Mapping[str, Position] = field(default_factory=dict)
     alias_positions: Mapping[str, Position] = field(default_factory=dict)
@@ -121,6 +122,7 @@ class DesiredState:
     models: tuple[DesiredModel, ...]  # sorted by name
     tracking_uri: str | None = None
     registry_uri: str | None = None  # when the registry is not the tracking server (MLflow's own distinction)
+    flavor: str | None = None  # registry.flavor: "unity-catalog", or None (an MLflow registry)
     max_changes: int | None = None
     owner: str | None = None  # the file's `owner:` key: who manages its models, where the repository is no name
     defaults: Policy = Policy()  # defaults.policy as written (each model's policy already includes it)

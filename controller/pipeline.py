@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import desired, planner, uris
+from . import desired, planner, unity, uris
 from .changes import diff, last_changed
 from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
@@ -62,14 +62,21 @@ def refuse_misread_saved_plan(argument: Path, file: Path, models: Collection[str
                                    f"name; to apply only that model, run: stagectl apply --model {argument}"),))
 
 
-def connect(state: DesiredState | None, given: uris.Given, out: Output) -> Registry:
-    """The registry a command works on, found as MLflow finds it (uris.locate); every command asks here."""
+def connect(state: DesiredState | None, given: uris.Given, out: Output, unity_lease: str | None = None) -> Registry:
+    """The registry a command works on, found as MLflow finds it (uris.locate); every command asks here.
+
+    A file applied to Unity Catalog must follow its rules (unity.check), also when only the URI says so.
+    `unity_lease`: the lease's model in Unity Catalog, when there is no file to place it by (a saved plan).
+    """
     where = uris.locate(given, state.tracking_uri if state else None, state.registry_uri if state else None)
     out.also_hide(where.registry_uri)
     out.also_hide(where.tracking_uri)
+    if state is not None and unity.expected(state, where.registry_uri):
+        unity.check(state)
+        unity_lease = unity.lease_model(m.name for m in state.models)
     from .registry import Registry
 
-    return Registry(where.registry_uri, where.tracking_uri)
+    return Registry(where.registry_uri, where.tracking_uri, unity_lease=unity_lease)
 
 
 def owner(state: DesiredState, file: Path) -> str:

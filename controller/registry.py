@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import filters, uris
+from . import filters, unity, uris
 from .errors import RegistryError, ResolveError
 from .model import LiveModel, LiveState, LiveVersion, Stage, VersionDetail
 
@@ -48,7 +49,9 @@ LEASE_MODEL = "stagectl-lease"
 class Registry:
     """A model registry at one registry URI, with the tracking server that runs and artifacts belong to."""
 
-    def __init__(self, registry_uri: str, tracking_uri: str | None = None) -> None:
+    def __init__(self, registry_uri: str, tracking_uri: str | None = None, *, unity_lease: str | None = None) -> None:
+        """`unity_lease`: the lease model's name when the registry is Unity Catalog (also assumed for a
+        databricks-uc URI): then stagectl makes only the calls UC serves, with UC-safe tag keys."""
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
         tracking_uri = tracking_uri or registry_uri
@@ -83,6 +86,10 @@ class Registry:
             raise
         self._in_lists: bool | None = None  # whether the server takes `name IN (...)`: known once asked
         self._filterable = True  # whether it takes name filters at all
+        self.unity = unity_lease is not None or unity.is_registry(registry_uri)
+        self.lease_model = unity_lease or (unity.lease_model(()) if self.unity else LEASE_MODEL)
+        if self.unity:  # one `name='...'` per version search, none on model searches, no order_by anywhere
+            self._in_lists, self._filterable = False, False
 
     @property
     def parallel_writes(self) -> bool:
@@ -106,7 +113,7 @@ class Registry:
         raise AssertionError("unreachable")
 
     def _read(self, names: Collection[str] | None) -> LiveState:
-        wanted = None if names is None else set(names) - {LEASE_MODEL}
+        wanted = None if names is None else set(names) - {self.lease_model}
         models, prompts, by_name = self._models(wanted)
         versions: dict[str, dict[str, LiveVersion]] = {name: {} for name in models}
         strays: set[str] = set()  # models with versions that the model search did not return
@@ -114,11 +121,14 @@ class Registry:
         def keep(page: Iterable[Any]) -> None:
             for mv in page:
                 if mv.name in versions:  # the versions of other models are dropped as they come
-                    versions[mv.name][str(mv.version)] = _live_version(mv)
-                elif mv.name != LEASE_MODEL and mv.name not in prompts and (wanted is None or mv.name in wanted):
+                    versions[mv.name][str(mv.version)] = self._version(mv)
+                elif mv.name != self.lease_model and mv.name not in prompts and (wanted is None or mv.name in wanted):
                     strays.add(mv.name)
 
-        if by_name:
+        if self.unity:  # versions are found by model name only: one search per model
+            keep(self._by_name(self._search_versions, sorted(models)))
+            by_name, wanted = True, None  # and every model is listed: there is no stray to look for
+        elif by_name:
             try:
                 keep(self._by_name(self._search_versions, sorted(models)))
             except RegistryError as e:
@@ -185,9 +195,9 @@ class Registry:
             for rm in page:
                 if (rm.tags or {}).get(_PROMPT_TAG) == "true":
                     prompts.add(rm.name)
-                elif rm.name != LEASE_MODEL and (wanted is None or rm.name in wanted):
+                elif rm.name != self.lease_model and (wanted is None or rm.name in wanted):
                     found[rm.name] = ({alias: str(v) for alias, v in (rm.aliases or {}).items()},
-                                      {str(k): str(v) for k, v in (rm.tags or {}).items()})
+                                      self._tags(rm.tags))
 
         def by_name(names: set[str]) -> bool:
             try:
@@ -240,18 +250,19 @@ class Registry:
     def model_names(self) -> list[str]:
         """Some of the registry's model names (one page), for a "did you mean" when a model is missing."""
         page = self._call(functools.partial(self._search_models, "", None))
-        return [rm.name for rm in page if rm.name != LEASE_MODEL]
+        return [rm.name for rm in page if rm.name != self.lease_model]
 
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(
             filter_string=filter_string or None, max_results=_PAGE_VERSIONS,
-            order_by=["name ASC", "version_number ASC"], page_token=token)
+            order_by=None if self.unity else ["name ASC", "version_number ASC"], page_token=token)
 
     def _search_models(self, filter_string: str, token: str | None) -> Any:
         # The store itself, not the client: MLflow 3's client adds a prompt filter that 2.x servers answer with
         # no model at all. Prompts are dropped by their tag instead (_models).
         return self._client.store.search_registered_models(
-            filter_string=filter_string or None, max_results=_PAGE_MODELS, order_by=["name ASC"], page_token=token)
+            filter_string=filter_string or None, max_results=_PAGE_MODELS,
+            order_by=None if self.unity else ["name ASC"], page_token=token)
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
         """Move a version; returns the stage the server reports for it afterwards."""
@@ -265,9 +276,9 @@ class Registry:
             mv = self._call(lambda: self._client.get_model_version_by_alias(model, alias))
         else:
             mv = self._call(lambda: self._client.get_model_version(model, version))
-        return VersionDetail(
-            live=_live_version(mv), aliases=tuple(sorted(mv.aliases or ())),
-            tags={str(k): str(v) for k, v in (mv.tags or {}).items()}, source=str(mv.source or ""))
+        live = self._version(mv)
+        return VersionDetail(live=live, aliases=tuple(sorted(mv.aliases or ())), tags=live.tags,
+                             source=str(mv.source or ""))
 
     def load_pyfunc(self, uri: str) -> Any:
         """Load a model through mlflow.pyfunc from this registry (needs the full mlflow package)."""
@@ -310,7 +321,7 @@ class Registry:
 
     def delete_version_tag(self, model: str, version: str, key: str) -> None:
         """Idempotent: MLflow answers a missing tag with success."""
-        self._call(lambda: self._client.delete_model_version_tag(model, version, key))
+        self._call(lambda: self._client.delete_model_version_tag(model, version, self._key(key)))
 
     def alias_target(self, model: str, alias: str) -> str:
         mv = self._call(lambda: self._client.get_model_version_by_alias(model, alias))
@@ -318,19 +329,19 @@ class Registry:
 
     def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            self._call(functools.partial(self._client.set_model_version_tag, model, version, key, value))
+            self._call(functools.partial(self._client.set_model_version_tag, model, version, self._key(key), value))
 
     def mark_managed(self, model: str, tags: Mapping[str, str]) -> None:
         """Tag a registered model with who manages it: idempotent, and needs the same EDIT permission as the
         steps, so it is also the permission check before the model's first real write."""
         for key, value in tags.items():
-            self._call(functools.partial(self._client.set_registered_model_tag, model, key, value))
+            self._call(functools.partial(self._client.set_registered_model_tag, model, self._key(key), value))
 
     def create_lease(self, tags: Mapping[str, str]) -> bool:
         """Create the lease model; False when it exists already (MLflow's one atomic test-and-set)."""
         try:
             self._call(lambda: self._client.create_registered_model(
-                LEASE_MODEL, tags=dict(tags),
+                self.lease_model, tags=dict(tags),
                 description="Held by a running stagectl apply, deleted when it finishes. If no apply is running, "
                             "the next one takes it over once it has seen it unchanged for its ttl_seconds."))
         except RegistryError as e:
@@ -341,7 +352,7 @@ class Registry:
 
     def lease_holder(self) -> dict[str, str] | None:
         try:
-            rm = self._call(lambda: self._client.get_registered_model(LEASE_MODEL))
+            rm = self._call(lambda: self._client.get_registered_model(self.lease_model))
         except RegistryError as e:
             if e.code == "RESOURCE_DOES_NOT_EXIST":
                 return None
@@ -350,14 +361,25 @@ class Registry:
 
     def renew_lease(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            self._call(functools.partial(self._client.set_registered_model_tag, LEASE_MODEL, key, value))
+            self._call(functools.partial(self._client.set_registered_model_tag, self.lease_model, key, value))
 
     def drop_lease(self) -> None:
         try:
-            self._call(lambda: self._client.delete_registered_model(LEASE_MODEL))
+            self._call(lambda: self._client.delete_registered_model(self.lease_model))
         except RegistryError as e:
             if e.code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+
+    def _key(self, key: str) -> str:
+        return unity.tag_key(key) if self.unity else key
+
+    def _tags(self, tags: Mapping[str, Any] | None) -> dict[str, str]:
+        found = {str(k): str(v) for k, v in (tags or {}).items()}
+        return unity.read_tags(found) if self.unity else found
+
+    def _version(self, mv: Any) -> LiveVersion:
+        live = _live_version(mv)
+        return dataclasses.replace(live, tags=self._tags(live.tags)) if self.unity else live
 
     def _pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token = None

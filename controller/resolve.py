@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import lifecycle, uris
+from . import lifecycle, unity, uris
 from .errors import AmbiguousModelError, RegistryError, ResolveError, UnreviewedModelError
 from .model import DesiredModel, DesiredState, Stage, VersionDetail, version_key
 
@@ -57,7 +57,9 @@ def get_model(
 
     from .registry import Registry
 
-    registry = Registry(where.registry_uri, where.tracking_uri)
+    in_unity = state is not None and unity.expected(state, where.registry_uri)
+    registry = Registry(where.registry_uri, where.tracking_uri,
+                        unity_lease=unity.lease_model(m.name for m in state.models) if state and in_unity else None)
     if alias is not None:
         detail = _by_alias(registry, name, alias)
     else:

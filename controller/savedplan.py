@@ -58,6 +58,7 @@ class SavedPlan:
     snapshot: Mapping[str, Mapping[str, Any]]  # model → {"versions": {v: stage}, "aliases": {a: v}}
     registry_uri: str | None = None  # where to apply it: the URI without credentials; None if it cannot be kept
     tags: Mapping[str, Mapping[str, str]] | None = None  # model → provenance tags, as apply would set them
+    unity_lease: str | None = None  # in Unity Catalog: the lease's model, where the file's applies take it
 
 
 def registry_uri(uri: str) -> str | None:
@@ -90,7 +91,8 @@ def fingerprint(state: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def dump(plan: Plan, live: LiveState, source: Source, uri: str, provenance: Provenance) -> str:
+def dump(plan: Plan, live: LiveState, source: Source, uri: str, provenance: Provenance,
+         unity_lease: str | None = None) -> str:
     touched = sorted(set(plan.models()) | set(plan.blocked))
     states = {name: snapshot(live.models[name]) for name in touched}
     data = {
@@ -102,6 +104,7 @@ def dump(plan: Plan, live: LiveState, source: Source, uri: str, provenance: Prov
         "provenance": {name: {k: v for k, v in provenance.tags_for(name).items() if k != "stagectl.run_url"}
                        for name in plan.models()},
         "live": {name: {**state, "fingerprint": fingerprint(state)} for name, state in states.items()},
+        **({"unity_catalog": {"lease_model": unity_lease}} if unity_lease else {}),
     }
     return json.dumps(data, indent=2) + "\n"
 
@@ -176,7 +179,8 @@ def load(text: str, name: str) -> SavedPlan:
     )
     source = Source(**data["source"])
     states = {name: {k: v for k, v in s.items() if k != "fingerprint"} for name, s in data["live"].items()}
-    return SavedPlan(plan, source, states, data.get("registry_uri"), data.get("provenance"))
+    return SavedPlan(plan, source, states, data.get("registry_uri"), data.get("provenance"),
+                     data.get("unity_catalog", {}).get("lease_model"))
 
 
 def changes_since(saved: SavedPlan, live: LiveState) -> list[str]:

@@ -25,9 +25,13 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host
 
 class FaultProxy:
     def __init__(self, target: str, faults: Callable[[int, str, str], Fault] = lambda n, m, p: None,
-                 stall: float = 3.0, after: Callable[[int, str, str, int], None] = lambda n, m, p, s: None) -> None:
+                 stall: float = 3.0, after: Callable[[int, str, str, int], None] = lambda n, m, p, s: None,
+                 refuse: Callable[[str, str, bytes], str | None] = lambda m, p, b: None) -> None:
+        """`refuse(method, path with query, body)`: a reason to answer 400 INVALID_PARAMETER_VALUE, as a
+        registry with stricter rules does (tests/unity.py), or None to pass the request on."""
         self.target = urlsplit(target)
-        self.faults, self.stall, self.after = faults, stall, after
+        self.faults, self.stall, self.after, self.refuse = faults, stall, after, refuse
+        self.refused: list[tuple[str, str, str]] = []  # (method, path, reason) of each request refused
         self.count = 0
         self.seen: list[tuple[str, str]] = []  # (method, path without the query) of every request
         self.stamps: list[tuple[float, str, str]] = []  # (time.monotonic() on arrival, method, path): the same
@@ -68,6 +72,16 @@ class FaultProxy:
                     proxy.stamps.append((time.monotonic(), self.command, self.path.split("?", 1)[0]))
                     proxy.bodies.append(body)
                 fault = proxy.faults(n, self.command, self.path)
+                reason = proxy.refuse(self.command, self.path, body)
+                if reason:
+                    proxy.refused.append((self.command, self.path, reason))
+                    refusal = json.dumps({"error_code": "INVALID_PARAMETER_VALUE", "message": reason}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(refusal)))
+                    self.end_headers()
+                    self.wfile.write(refusal)
+                    return
                 if fault:
                     proxy.injected.append((n, self.command, self.path, fault))
                 if fault == "503":

@@ -26,11 +26,11 @@ def apply(file: Path, given: uris.Given, fmt: str, parallelism: int, allow_dirty
           adopt: frozenset[str] = frozenset(), models: Sequence[str] = ()) -> int:
     """Apply the file (or its `models` only); `lease_times` is (how long to wait for the lease, how long a held
     lease lasts)."""
-    state = desired.load(file)
-    _refuse_unknown(adopt, state)
-    state = select(state, models)
+    whole = desired.load(file)
+    _refuse_unknown(adopt, whole)
+    state = select(whole, models)
     provenance = _provenance(file, state, allow_dirty)
-    registry = connect(state, given, out)
+    registry = connect(whole, given, out)  # the whole file: the same lease with --model as without
     staged = staged_before(file, state, None, None)  # from git history, which cannot change while we run
     owner = pipeline.owner(state, file)
 
@@ -116,12 +116,13 @@ def _saved_registry(saved: savedplan.SavedPlan, plan_file: Path, given: uris.Giv
         elsewhere = uris.redact(uris.locate(given).registry_uri)
         if elsewhere != saved.plan.tracking_uri:  # refused before any request to it
             raise savedplan.StalePlanError(f"{plan_file} was made for {saved.plan.tracking_uri}, not {elsewhere}")
-        return connect(None, given, out)
+        return connect(None, given, out, saved.unity_lease)
     if saved.registry_uri is None:
         raise savedplan.StalePlanError(
             f"{plan_file} was made for {saved.plan.tracking_uri}, whose address holds secrets a plan does not keep: "
             "name it with --tracking-uri or MLFLOW_TRACKING_URI")
-    return connect(None, uris.Given(registry_uri=saved.registry_uri, tracking_uri=saved.registry_uri), out)
+    return connect(None, uris.Given(registry_uri=saved.registry_uri, tracking_uri=saved.registry_uri), out,
+                   saved.unity_lease)
 
 
 def _lease(registry: Registry, commit: str, times: tuple[float, float],

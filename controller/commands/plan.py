@@ -19,16 +19,18 @@ from . import Output
 def plan(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bool, base: str | None,
          max_changes: int | None, save_to: Path | None, out: Output, adopt: frozenset[str] = frozenset(),
          models: Sequence[str] = ()) -> int:
-    state = select(desired.load(file), models)
+    whole = desired.load(file)
+    state = select(whole, models)
     before = select(_load_base(file, base), models, strict=False) if base else None
-    registry = connect(state, given, out)
+    registry = connect(whole, given, out)
     names = {m.name for m in state.models} | {m.name for m in (before.models if before else ())}
     live = registry.read(sorted(names))
     result = checked_plan(state, live, registry, file=file, before=before, base=base, max_changes=max_changes,
                           adopt=adopt)
     if save_to is not None:
         recorded = provenance_of(file, state, True, result.models(), outside="none (planned outside git)")
-        out.write_file(save_to, savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded))
+        out.write_file(save_to, savedplan.dump(result, live, _source(file, owner(state, file)), registry.uri, recorded,
+                                                  registry.lease_model if registry.unity else None))
         out.info(f"Saved the plan to {save_to}; apply it with: stagectl apply {save_to}")
     if base is None:
         out.data(render(result, fmt, str(file), out))

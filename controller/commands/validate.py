@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from .. import desired
+from .. import desired, unity
 from ..errors import ConfigError, Problem
 from . import Output
 
@@ -15,6 +16,8 @@ def validate(files: list[Path], out: Output) -> int:
     for file in files:
         try:
             state = desired.load(file)
+            if unity.is_registry(os.environ.get("MLFLOW_REGISTRY_URI")):  # the registry it will be applied to
+                unity.check(state)
         except ConfigError as e:
             problems += e.problems
             continue
