@@ -68,9 +68,24 @@ def pool(uri: str, prefix: str, models: int, versions: int) -> None:
         list(executor.map(wave, range(models)))
 
 
+def pool_aliases(uri: str, prefix: str, models: int, versions: int) -> None:
+    """The same by hand in aliases mode: move the alias, tag the version it left archived."""
+    from mlflow.tracking._model_registry.client import ModelRegistryClient
+
+    client = ModelRegistryClient(uri, uri)
+
+    def wave(i: int) -> None:
+        name = f"{prefix}-{i:05d}"
+        client.set_registered_model_alias(name, "champion", str(versions))
+        client.set_model_version_tag(name, str(versions - 1), "stagectl.archived", "true")
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        list(executor.map(wave, range(models)))
+
+
 if __name__ == "__main__":
     kind, uri, *rest = sys.argv[1:]
     if kind == "floor":
         floor(uri)
     else:
-        {"naive": naive, "pool": pool}[kind](uri, rest[0], int(rest[1]), int(rest[2]))
+        {"naive": naive, "pool": pool, "pool_aliases": pool_aliases}[kind](uri, rest[0], int(rest[1]), int(rest[2]))

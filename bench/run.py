@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from controller.model import ownership_tags
+from controller.lifecycle import LIFECYCLE_TAG, tag_value
+from controller.model import Lifecycle, Mode, ownership_tags
 from tests import seed
 from tests.faultproxy import FaultProxy
 from tests.gitrepo import git, make_repo
@@ -37,10 +38,15 @@ ENV.update({"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acm
 OWNER = "github.com/acme/ml-deploy:stages.yaml"
 
 
-def stages_file(path: Path, prefix: str, models: int, versions: int) -> Path:
-    lines = ["apiVersion: stagectl/v1", f"owner: {OWNER}", "models:"]
+def stages_file(path: Path, prefix: str, models: int, versions: int, aliases: bool = False) -> Path:
+    lines = ["apiVersion: stagectl/v1", f"owner: {OWNER}"]
+    if aliases:
+        lines.append("lifecycle: {mode: aliases, production_alias: champion, staging_alias: challenger}")
+    lines.append("models:")
     for i in range(models):
-        lines += [f"  {prefix}-{i:05d}:", f"    production: {versions}", f"    aliases: {{champion: {versions}}}"]
+        lines += [f"  {prefix}-{i:05d}:", f"    production: {versions}"]
+        if not aliases:
+            lines.append(f"    aliases: {{champion: {versions}}}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -102,22 +108,27 @@ def shared_case(backend_kind: str, models: int, versions: int, ours: int) -> dic
     return {"backend": backend_kind, "models": models, "versions": versions, "ours": ours, "stagectl": run}
 
 
-def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> dict[str, Any]:
+def apply_case(backend_kind: str, models: int, versions: int, naive: bool, aliases: bool = False) -> dict[str, Any]:
     """The wave twice each for stagectl and the pool, in the order pool, stagectl, stagectl, pool (a server
-    warms up as it goes, and neither side should get the cold start): the better of each pair counts."""
+    warms up as it goes, and neither side should get the cold start): the better of each pair counts.
+
+    `aliases`: the wave in aliases mode (the production alias moves, the version it leaves is tagged archived),
+    against a pool that makes those two writes."""
+    managed = ownership_tags(OWNER) | ({LIFECYCLE_TAG: tag_value(Lifecycle(Mode.ALIASES, "champion", "challenger"))}
+                                       if aliases else {})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with _server(backend_kind, work) as (server, backend):
             # stagectl's models are managed already, as in every wave after a model's first: their ownership
             # tags are there. The first apply to a model writes them once (two requests).
             for prefix in ("s1", "s2"):
-                seed.bulk(backend, prefix, models, versions, model_tags=ownership_tags(OWNER))
+                seed.bulk(backend, prefix, models, versions, model_tags=managed, aliases=aliases)
             for prefix in ("p1", "p2", "n"):
-                seed.bulk(backend, prefix, models, versions)
+                seed.bulk(backend, prefix, models, versions, aliases=aliases)
             # As users run it: in a git checkout of the committed file, so every write carries provenance.
             checkout = make_repo(work / "checkout")
             for prefix in ("s1", "s2"):
-                stages_file(checkout / f"{prefix}.yaml", prefix, models, versions)
+                stages_file(checkout / f"{prefix}.yaml", prefix, models, versions, aliases)
             git(checkout, "add", ".")
             git(checkout, "commit", "-q", "-m", "Promote the wave")
             with FaultProxy(server.uri) as proxy:
@@ -129,13 +140,14 @@ def apply_case(backend_kind: str, models: int, versions: int, naive: bool) -> di
                     return timed([sys.executable, "-m", "bench.contenders", kind, proxy.uri, prefix, str(models),
                                   str(versions)], proxy, ROOT)
 
-                pools = [script("pool", "p1")]
+                kind = "pool_aliases" if aliases else "pool"
+                pools = [script(kind, "p1")]
                 runs = [stagectl("s1"), stagectl("s2")]
-                pools.append(script("pool", "p2"))
-                loop = script("naive", "n") if naive else None
+                pools.append(script(kind, "p2"))
+                loop = script("naive", "n") if naive and not aliases else None
     ours, pool = best(runs), best(pools)
     result = {"backend": backend_kind, "models": models, "versions": versions, "stagectl": ours, "pool": pool,
-              "vs_pool": round(ours["seconds"] / pool["seconds"], 2)}
+              "vs_pool": round(ours["seconds"] / pool["seconds"], 2), "lifecycle": "aliases" if aliases else "stages"}
     if loop:
         result |= {"naive": loop, "speedup_vs_naive": round(loop["seconds"] / ours["seconds"], 1)}
     return result
@@ -188,9 +200,10 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", "| backend | wave over M models | stagectl apply | hand-written pool | naive loop | "
               "vs pool | faster than naive | requests (stagectl / pool / naive) |",
               "|---|--:|--:|--:|--:|--:|--:|--:|"]
-    for r in results["apply"]:
+    for r in results["apply"] + results.get("aliases", []):
         naive = r.get("naive")
-        lines.append(f"| {r['backend']} | {r['models']} | {r['stagectl']['seconds']:.1f} s | "
+        backend = r["backend"] + (" (aliases)" if r.get("lifecycle") == "aliases" else "")
+        lines.append(f"| {backend} | {r['models']} | {r['stagectl']['seconds']:.1f} s | "
                      f"{r['pool']['seconds']:.1f} s | {_seconds(naive)} | "
                      f"{r['vs_pool']:.2f}× | {str(r.get('speedup_vs_naive', '—')) + ('×' if naive else '')} | "
                      f"{r['stagectl']['requests']} / {r['pool']['requests']} / {naive['requests'] if naive else '—'} |")
@@ -211,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--quick", action="store_true", help="small sizes only, to check the harness")
-    parser.add_argument("--only", default="startup,shared,plan,apply",
+    parser.add_argument("--only", default="startup,shared,plan,apply,aliases",
                         help="the cases to run (the others keep their last results in bench/results.json)")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -221,7 +234,7 @@ def main() -> None:
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}
-    results |= {case: [] for case in ("shared", "plan", "apply") if case in only}
+    results |= {case: [] for case in ("shared", "plan", "apply", "aliases") if case in only}
     if "startup" in only:
         results["startup"] = startup(5 if args.quick else 31)
 
@@ -240,6 +253,10 @@ def main() -> None:
         for models in waves if "apply" in only else []:
             print(f"apply {backend} {models}", file=sys.stderr, flush=True)
             results["apply"].append(apply_case(backend, models, 5, naive=True))
+            save()
+        for models in waves if "aliases" in only else []:
+            print(f"apply {backend} {models} (aliases)", file=sys.stderr, flush=True)
+            results["aliases"].append(apply_case(backend, models, 5, naive=False, aliases=True))
             save()
     save()
     print(table(results))

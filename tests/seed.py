@@ -36,8 +36,11 @@ def make_model(registry: ModelRegistryClient, name: str, stages: Iterable[str],
         registry.set_registered_model_alias(name, alias, str(version))
 
 
-def bulk(backend: str, prefix: str, models: int, versions: int, model_tags: Mapping[str, str] | None = None) -> None:
+def bulk(backend: str, prefix: str, models: int, versions: int, model_tags: Mapping[str, str] | None = None,
+         aliases: bool = False) -> None:
     """Models of `versions` versions each: v-1 in Production (alias champion), v in Staging, older Archived.
+
+    `aliases`: the same in aliases mode (champion on v-1, challenger on v, older tagged stagectl.archived), no stage.
 
     Written into a server's backend through MLflow's own SQL models in bulk: seconds, where the REST API would
     take minutes.
@@ -45,6 +48,7 @@ def bulk(backend: str, prefix: str, models: int, versions: int, model_tags: Mapp
     import sqlalchemy
     from mlflow.store.model_registry.dbmodels.models import (
         SqlModelVersion,
+        SqlModelVersionTag,
         SqlRegisteredModel,
         SqlRegisteredModelAlias,
         SqlRegisteredModelTag,
@@ -58,9 +62,13 @@ def bulk(backend: str, prefix: str, models: int, versions: int, model_tags: Mapp
         rows += [SqlRegisteredModelTag(name=name, key=k, value=v) for k, v in (model_tags or {}).items()]
         for v in range(1, versions + 1):
             stage = "Production" if v == versions - 1 else "Staging" if v == versions else "Archived"
-            rows.append(SqlModelVersion(name=name, version=v, current_stage=stage, source=SOURCE,
-                                        status="READY", creation_time=now, last_updated_time=now))
+            rows.append(SqlModelVersion(name=name, version=v, current_stage="None" if aliases else stage,
+                                        source=SOURCE, status="READY", creation_time=now, last_updated_time=now))
+            if aliases and stage == "Archived":
+                rows.append(SqlModelVersionTag(name=name, version=v, key="stagectl.archived", value="true"))
         rows.append(SqlRegisteredModelAlias(name=name, alias="champion", version=versions - 1))
+        if aliases:
+            rows.append(SqlRegisteredModelAlias(name=name, alias="challenger", version=versions))
     engine = sqlalchemy.create_engine(backend)
     with sqlalchemy.orm.Session(engine) as session:
         session.bulk_save_objects(rows)
