@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 
 from . import uris
 from .errors import ControllerError, RegistryError
+from .gates import STAGED_TAG, staged_at
 from .lease import LeaseLostError
 from .lifecycle import ARCHIVED_TAG, LIFECYCLE_TAG, is_archived, tag_value
 from .model import (
@@ -202,6 +203,12 @@ def _verified(step: Step, live: LiveState) -> Outcome:
     return Outcome(step, Status.FAILED, f"the registry shows version {step.version} in {shown}, not {step.to_stage}")
 
 
+def _into_staging(step: Step) -> bool:
+    if isinstance(step, Transition):
+        return step.to_stage is Stage.STAGING and step.from_stage is not Stage.STAGING
+    return isinstance(step, SetAlias) and step.stands_for is Stage.STAGING
+
+
 def _in_service(step: Step) -> str | None:
     """The version a step puts in service (a serving stage, or an alias): it gets the provenance tags."""
     if isinstance(step, SetAlias):
@@ -218,11 +225,13 @@ def _apply_model(
     halted: str | None = None  # why the rest of this model is not attempted
     tagged: set[str] = set()
 
-    def tag(version: str, model: str) -> None:
-        if tags and version not in tagged:
+    def tag(version: str, model: str, staging: bool) -> None:
+        entry = {STAGED_TAG: staged_at(int(time.time() * 1000))} if staging else {}  # what soak counts from
+        if (tags or entry) and (version not in tagged or entry):
             carried = have.versions[version].tags if have is not None and version in have.versions else {}
+            wanted = {} if version in tagged else {k: v for k, v in tags.items() if carried.get(k) != v}
             try:
-                registry.set_tags(model, version, {k: v for k, v in tags.items() if carried.get(k) != v})
+                registry.set_tags(model, version, {**wanted, **entry})
             except LeaseLostError:
                 raise
             except Exception as e:
@@ -246,7 +255,7 @@ def _apply_model(
             written = True
             serving = _in_service(step)
             if serving is not None:
-                tag(serving, step.model)
+                tag(serving, step.model, _into_staging(step))
         except LeaseLostError as e:
             halted = str(e)
             if written:  # the step itself went through; only what follows it is held back

@@ -18,7 +18,7 @@ import yaml
 
 from . import paths, unity
 from .errors import ConfigError, Problem
-from .model import DesiredModel, DesiredState, Lifecycle, Mode, Policy, Position, version_key
+from .model import DesiredModel, DesiredState, Lifecycle, MetricGate, Mode, Policy, Position, version_key
 
 MAX_BYTES = 4 * 1024 * 1024  # thousands of models fit in a fraction of this; anything larger is a mistake
 MAX_DEPTH = 20  # the format nests 5 deep
@@ -215,6 +215,8 @@ class _Document:
             self.problem(at, f"'{value}' is read by YAML as the number {number}; "
                          "write versions as plain digits without leading zeros", path)
             return None
+        if tag == _TAG + "float" and len(path) >= 3 and path[-3] == "metrics":
+            return float(value)  # a metric's bound (policy.metrics.NAME.KEY): a decimal number means what it reads
         if tag == _TAG + "float":
             if "require_tags" in path:
                 self.problem(at, f"'{value}' is read by YAML as a number; tag values are text: quote it", path)
@@ -393,8 +395,22 @@ def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
 
 def _policy(data: Mapping[str, Any] | None) -> Policy:
     data = data or {}
-    return Policy(require_tags=dict(data.get("require_tags") or {}), promote_from=data.get("promote_from"),
+    metrics = {name: MetricGate(gate.get("threshold"), gate.get("min_absolute_change"),
+                                gate.get("min_relative_change"), gate.get("greater_is_better", True))
+               for name, gate in sorted((data.get("metrics") or {}).items())}
+    soak = data.get("soak")
+    return Policy(metrics=metrics, soak=duration_seconds(soak) if soak else None,
+                  propose=tuple(data.get("propose") or ()),
+                  require_tags=dict(data.get("require_tags") or {}), promote_from=data.get("promote_from"),
                   frozen=data.get("frozen"))
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> int:
+    """'30s', '15m', '24h', '7d', '2w' → seconds (the schema has checked the form)."""
+    return int(text[:-1]) * _UNITS[text[-1]]
 
 
 def _lifecycle(value: Any, base: Lifecycle) -> Lifecycle | None:

@@ -136,7 +136,7 @@ def steps(want: DesiredModel, have: LiveModel, stage_steps: list[Step]) -> list[
         current = have.aliases.get(alias)
         target = min(versions, key=version_key) if versions else None  # the loader allows one at most
         if target is not None and current != target:
-            moves.append(SetAlias(want.name, alias, target, current))
+            moves.append(SetAlias(want.name, alias, target, current, stands_for=stage))
         elif target is None and current is not None:
             moves.append(DeleteAlias(want.name, alias, current))
     moves.sort(key=lambda s: s.alias != lifecycle.production_alias)

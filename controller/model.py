@@ -78,18 +78,40 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricGate:
+    """MLflow's MetricThreshold: a bound on the candidate's metric, and on its change from production's."""
+
+    threshold: float | None = None
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+    greater_is_better: bool = True
+
+    def __str__(self) -> str:
+        parts = [f"{k} {v:g}" for k, v in (("threshold", self.threshold),
+                                           ("min_absolute_change", self.min_absolute_change),
+                                           ("min_relative_change", self.min_relative_change)) if v is not None]
+        return ", ".join(parts + ([] if self.greater_is_better else ["lower is better"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Promotion gates for one model (the file's defaults with the model's own keys over them)."""
 
     require_tags: Mapping[str, str] = field(default_factory=dict)
     promote_from: str | None = None  # "staging": only from staging (now, or declared before)
     frozen: str | None = None  # the reason; pending changes are held
+    metrics: Mapping[str, MetricGate] = field(default_factory=dict)  # the candidate's source run's metrics
+    soak: int | None = None  # seconds in staging before production
+    propose: tuple[str, ...] = ()  # the promotions stagectl proposes by itself: staging, production
 
     def over(self, defaults: Policy) -> Policy:
         return Policy(
             require_tags=self.require_tags if self.require_tags else defaults.require_tags,
             promote_from=self.promote_from if self.promote_from is not None else defaults.promote_from,
             frozen=self.frozen if self.frozen is not None else defaults.frozen,
+            metrics=self.metrics if self.metrics else defaults.metrics,
+            soak=self.soak if self.soak is not None else defaults.soak,
+            propose=self.propose if self.propose else defaults.propose,
         )
 
 
@@ -194,6 +216,7 @@ class SetAlias:
     alias: str
     version: str
     from_version: str | None = None
+    stands_for: Stage | None = None  # a lifecycle alias: the stage it stands for (aliases and both modes)
 
     action = "set_alias"
 

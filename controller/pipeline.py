@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import desired, planner, unity, uris
+from . import desired, gates, planner, unity, uris
 from .changes import diff, last_changed
 from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
@@ -111,12 +112,21 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
         staged = staged_before(file, state, before, base)
     who = owner(state, file)
     known = known_names(state, live, registry)
+    found = evidence(state, live, registry)
     result = planner.plan(state, live, registry.display_uri, staged_before=staged.known, max_changes=max_changes,
-                          owner=who, adopt=adopt, known=known)
+                          owner=who, adopt=adopt, known=known, evidence=found)
     if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
         result = planner.plan(state, live, registry.display_uri, staged_before=staged.get(), max_changes=max_changes,
-                              owner=who, adopt=adopt, known=known)
+                              owner=who, adopt=adopt, known=known, evidence=found)
     return result
+
+
+def evidence(state: DesiredState, live: LiveState, registry: Registry) -> gates.Evidence:
+    """What the metric and soak gates read: the metrics of the runs they may compare (none without a metric
+    gate: no request), and the time now."""
+    runs = sorted({run for m in state.models if m.name in live.models
+                   for run in gates.runs_needed(m, live.models[m.name])})
+    return gates.Evidence(registry.run_metrics(runs) if runs else {}, int(time.time() * 1000))
 
 
 class Staged:

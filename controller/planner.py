@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 from collections.abc import Collection, Mapping
 
-from . import lifecycle
+from . import gates, lifecycle
 from .errors import Problem
 from .model import (
     AliasWarning,
@@ -85,6 +85,7 @@ def plan(
     owner: str | None = None,
     adopt: frozenset[str] = frozenset(),
     known: Collection[str] = (),
+    evidence: gates.Evidence | None = None,
 ) -> Plan:
     """The steps that make the live registry match the file, with the gates applied to them.
 
@@ -111,7 +112,8 @@ def plan(
             continue
         if owner is not None and model_steps:
             checks += _ownership(model.name, have.owner, owner, adopt)
-        checks += _gates(model, have, model_steps, (staged_before or {}).get(model.name, {}))
+        checks += _gates(model, have, model_steps, (staged_before or {}).get(model.name, {}),
+                         evidence or gates.Evidence())
         steps += model_steps
     limit = max_changes or desired.max_changes
     if limit is not None and len(steps) > limit:
@@ -162,10 +164,14 @@ def _ownership(model: str, current: str | None, owner: str, adopt: frozenset[str
                   f"managed by another stages file: {current}; to take it over from there, apply with --adopt {model}")]
 
 
-def _gates(want: DesiredModel, have: LiveModel, steps: list[Step], staged: Mapping[str, str]) -> list[Check]:
+def _gates(want: DesiredModel, have: LiveModel, steps: list[Step], staged: Mapping[str, str],
+           evidence: gates.Evidence) -> list[Check]:
     checks = []
     policy = want.policy
     for version in lifecycle.promotions(want, steps):
+        checks += gates.metric_checks(want, have, version, evidence) if policy.metrics else []
+        if policy.soak is not None:
+            checks.append(gates.soak_check(want, have, version, evidence))
         if policy.require_tags:
             tags = have.versions[version].tags
             wrong = [f"{k}={v}" + (f" (has {tags[k]!r})" if k in tags else "")

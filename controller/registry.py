@@ -264,6 +264,24 @@ class Registry:
             filter_string=filter_string or None, max_results=_PAGE_MODELS,
             order_by=None if self.unity else ["name ASC"], page_token=token)
 
+    def run_metrics(self, run_ids: Collection[str]) -> dict[str, dict[str, float]]:
+        """Each run's latest metrics, from the tracking server (a run that no longer exists has none)."""
+        from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+        tracking = TrackingServiceClient(self.tracking_uri)
+
+        def one(run_id: str) -> tuple[str, dict[str, float]]:
+            try:
+                run = self._call(lambda: tracking.get_run(run_id))
+            except RegistryError as e:
+                if e.code == "RESOURCE_DOES_NOT_EXIST":
+                    return run_id, {}
+                raise
+            return run_id, {str(k): float(v) for k, v in run.data.metrics.items()}
+
+        with ThreadPoolExecutor(max_workers=_PARALLEL_READS if self.parallel_writes else 1) as pool:
+            return dict(pool.map(one, sorted(run_ids)))
+
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
         """Move a version; returns the stage the server reports for it afterwards."""
         mv = self._call(lambda: self._client.transition_model_version_stage(

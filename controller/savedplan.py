@@ -214,7 +214,9 @@ def changes_since(saved: SavedPlan, live: LiveState) -> list[str]:
 
 def _step(data: Mapping[str, Any]) -> Step:
     if data["action"] == "set_alias":
-        return SetAlias(data["model"], data["alias"], data["version"], data["from_version"])
+        stands_for = data.get("stands_for")
+        return SetAlias(data["model"], data["alias"], data["version"], data["from_version"],
+                        Stage(stands_for) if stands_for else None)
     if data["action"] == "delete_alias":
         return DeleteAlias(data["model"], data["alias"], data["version"])
     if data["action"] == "mark_archived":

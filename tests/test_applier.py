@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 
@@ -148,7 +150,11 @@ def test_outcomes_are_reported_as_they_complete() -> None:
 
 def test_every_version_put_in_service_gets_its_models_provenance_once() -> None:
     memory = registry()
+    before = time.time()
     applier.apply(Plan("u", STORY), memory, tags={"a": {"stagectl.commit": "abc"}, "b": {"stagectl.commit": "def"}})
+    # Version 3 of b enters staging: when, is what a soak gate counts from.
+    entered = memory.tags[("b", "3")].pop("stagectl.staged_at")
+    assert before - 1 <= datetime.strptime(entered, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() <= time.time()
     # Version 2 of a: promoted and aliased, tagged once; version 1, archived, keeps what it had.
     assert memory.tags == {("a", "2"): {"stagectl.commit": "abc"}, ("b", "3"): {"stagectl.commit": "def"},
                            ("b", "4"): {"stagectl.commit": "def"}}

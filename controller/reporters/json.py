@@ -22,7 +22,8 @@ def header() -> dict[str, Any]:
 def step_data(step: Step) -> dict[str, Any]:
     if isinstance(step, SetAlias):
         return {"model": step.model, "action": step.action, "alias": step.alias, "version": step.version,
-                "from_version": step.from_version}
+                "from_version": step.from_version,
+                **({"stands_for": step.stands_for.value} if step.stands_for is not None else {})}
     if isinstance(step, DeleteAlias):
         return {"model": step.model, "action": step.action, "alias": step.alias, "version": step.version}
     if isinstance(step, MarkArchived):

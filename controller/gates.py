@@ -1,0 +1,115 @@
+"""Evidence gates on a promotion into production: its source run's metrics, and its time in staging. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from . import lifecycle
+from .model import Check, DesiredModel, LiveModel, MetricGate, Stage, version_key
+
+STAGED_TAG = "stagectl.staged_at"  # when stagectl put the version in staging (UTC, ISO 8601)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the gates read beyond the registry's state: the runs' metrics, and the time now."""
+
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # run id → its metrics
+    now_ms: int = 0
+
+
+def staged_at(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def runs_needed(want: DesiredModel, have: LiveModel) -> set[str]:
+    """The runs whose metrics the metric gates of this model may read: candidates and production now."""
+    if not want.policy.metrics:
+        return set()
+    versions = set(want.production or ()) | lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle)
+    return {run for v in versions if v in have.versions and (run := have.versions[v].run_id)}
+
+
+def metric_checks(want: DesiredModel, have: LiveModel, version: str, evidence: Evidence) -> list[Check]:
+    """One check per metric gate, with its numbers: the candidate's value, production's, the change."""
+    candidate = have.versions[version]
+    values = evidence.metrics.get(candidate.run_id or "", {})
+    current = sorted(lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle) - {version}, key=version_key)
+    baseline_version = current[-1] if current else None
+    baseline_run = have.versions[baseline_version].run_id if baseline_version else None
+    baseline = evidence.metrics.get(baseline_run or "", {})
+    checks = []
+    for name, gate in sorted(want.policy.metrics.items()):
+        if candidate.run_id is None:
+            checks.append(Check("metrics", want.name, version, False, f"{name}: the version has no source run"))
+            continue
+        if name not in values:
+            checks.append(Check("metrics", want.name, version, False, f"{name}: missing on run {candidate.run_id}"))
+            continue
+        ok, detail = _judge(name, gate, values[name], baseline.get(name), baseline_version)
+        checks.append(Check("metrics", want.name, version, ok, detail))
+    return checks
+
+
+def _judge(name: str, gate: MetricGate, value: float, base: float | None, base_version: str | None) -> tuple[bool, str]:
+    better = ">=" if gate.greater_is_better else "<="
+    sign = 1 if gate.greater_is_better else -1
+    parts, ok = [f"{name} {value:g}"], True
+    if gate.threshold is not None:
+        passed = sign * (value - gate.threshold) >= 0
+        ok &= passed
+        parts.append(f"{better} {gate.threshold:g} {'ok' if passed else 'FAILED'}")
+    if gate.min_absolute_change is None and gate.min_relative_change is None:
+        return ok, "; ".join(parts)
+    if base_version is None or base is None:
+        why = "no version in production now" if base_version is None else \
+            f"production's version {base_version} has no {name}"
+        parts.append(f"change not checked: {why}")
+        return ok, "; ".join(parts)
+    change = value - base
+    parts.append(f"production v{base_version} {base:g}, change {change:+g}")
+    if gate.min_absolute_change is not None:
+        passed = sign * change >= gate.min_absolute_change
+        ok &= passed
+        parts.append(f"needs {sign * gate.min_absolute_change:+g} {'ok' if passed else 'FAILED'}")
+    if gate.min_relative_change is not None:
+        needed = gate.min_relative_change * abs(base)
+        passed = sign * change >= needed if base != 0 else sign * change > 0
+        ok &= passed
+        parts.append(f"needs {gate.min_relative_change:.1%} of {abs(base):g} {'ok' if passed else 'FAILED'}")
+    return ok, "; ".join(parts)
+
+
+def soak_check(want: DesiredModel, have: LiveModel, version: str, evidence: Evidence) -> Check:
+    """Time in staging, from the entry stagectl recorded; else from the registry, and the check says so."""
+    assert want.policy.soak is not None
+    live = have.versions[version]
+    needed = want.policy.soak
+    recorded = live.tags.get(STAGED_TAG)
+    if recorded is not None:
+        try:
+            since = int(datetime.strptime(recorded, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() * 1000)
+            source = f"in staging since {recorded} (recorded by stagectl)"
+        except ValueError:
+            return Check("soak", want.name, version, False, f"{STAGED_TAG} is {recorded!r}, not a time")
+    elif lifecycle.in_staging(have, version, want.lifecycle):
+        since = live.updated_ms
+        source = (f"in staging since {staged_at(since)} at the latest (the registry's last update: stagectl did not "
+                  "record its entry)")
+    else:
+        return Check("soak", want.name, version, False, f"never put in staging by stagectl, and not in staging now; "
+                                                         f"needs {_words(needed)} there")
+    spent = max(0, evidence.now_ms - since) // 1000
+    ok = spent >= needed
+    return Check("soak", want.name, version, ok, f"{source}: {_words(spent)} of {_words(needed)}"
+                                                 + ("" if ok else f"; ready in {_words(needed - spent)}"))
+
+
+def _words(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            return f"{whole}{unit}" + (f" {_words(rest)}" if rest and unit != "m" else "")
+    return f"{seconds}s"
