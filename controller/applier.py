@@ -224,9 +224,12 @@ def _apply_model(
 ) -> None:
     halted: str | None = None  # why the rest of this model is not attempted
     tagged: set[str] = set()
+    staged: set[str] = set()
 
     def tag(version: str, model: str, staging: bool) -> None:
-        entry = {STAGED_TAG: staged_at(int(time.time() * 1000))} if staging else {}  # what soak counts from
+        # When it entered staging, once (in both mode its alias and its stage move): what soak counts from.
+        entry = {STAGED_TAG: staged_at(int(time.time() * 1000))} if staging and version not in staged else {}
+        staged.update([version] if staging else [])
         if (tags or entry) and (version not in tagged or entry):
             carried = have.versions[version].tags if have is not None and version in have.versions else {}
             wanted = {} if version in tagged else {k: v for k, v in tags.items() if carried.get(k) != v}

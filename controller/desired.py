@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from . import paths, unity
+from .cleanup import parse_duration
 from .errors import ConfigError, Problem
 from .model import DesiredModel, DesiredState, Lifecycle, MetricGate, Mode, Policy, Position, version_key
 
@@ -399,18 +400,9 @@ def _policy(data: Mapping[str, Any] | None) -> Policy:
                                 gate.get("min_relative_change"), gate.get("greater_is_better", True))
                for name, gate in sorted((data.get("metrics") or {}).items())}
     soak = data.get("soak")
-    return Policy(metrics=metrics, soak=duration_seconds(soak) if soak else None,
-                  propose=tuple(data.get("propose") or ()),
+    return Policy(metrics=metrics, soak=parse_duration(soak) if soak else None,
                   require_tags=dict(data.get("require_tags") or {}), promote_from=data.get("promote_from"),
                   frozen=data.get("frozen"))
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration_seconds(text: str) -> int:
-    """'30s', '15m', '24h', '7d', '2w' → seconds (the schema has checked the form)."""
-    return int(text[:-1]) * _UNITS[text[-1]]
 
 
 def _lifecycle(value: Any, base: Lifecycle) -> Lifecycle | None:

@@ -102,7 +102,6 @@ class Policy:
     frozen: str | None = None  # the reason; pending changes are held
     metrics: Mapping[str, MetricGate] = field(default_factory=dict)  # the candidate's source run's metrics
     soak: int | None = None  # seconds in staging before production
-    propose: tuple[str, ...] = ()  # the promotions stagectl proposes by itself: staging, production
 
     def over(self, defaults: Policy) -> Policy:
         return Policy(
@@ -111,7 +110,6 @@ class Policy:
             frozen=self.frozen if self.frozen is not None else defaults.frozen,
             metrics=self.metrics if self.metrics else defaults.metrics,
             soak=self.soak if self.soak is not None else defaults.soak,
-            propose=self.propose if self.propose else defaults.propose,
         )
 
 
