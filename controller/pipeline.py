@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import difflib
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,21 +112,23 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
         staged = staged_before(file, state, before, base)
     who = owner(state, file)
     known = known_names(state, live, registry)
-    found = evidence(state, live, registry)
-    result = planner.plan(state, live, registry.display_uri, staged_before=staged.known, max_changes=max_changes,
-                          owner=who, adopt=adopt, known=known, evidence=found)
+    found = gates.Evidence(now_ms=int(time.time() * 1000))
+
+    def planned(before: Mapping[str, Mapping[str, str]] | None) -> Plan:
+        return planner.plan(state, live, registry.display_uri, staged_before=before, max_changes=max_changes,
+                            owner=who, adopt=adopt, known=known, evidence=found)
+
+    result = planned(staged.known)
+    # The metric gates of the models that promote read their runs: only then, one request per run.
+    gated = {c.model for c in result.checks if c.gate == "metrics"}
+    if gated:
+        runs = sorted({run for m in state.models if m.name in gated
+                       for run in gates.runs_needed(m, live.models[m.name])})
+        found = dataclasses.replace(found, metrics=registry.run_metrics(runs))
+        result = planned(staged.known)
     if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
-        result = planner.plan(state, live, registry.display_uri, staged_before=staged.get(), max_changes=max_changes,
-                              owner=who, adopt=adopt, known=known, evidence=found)
+        result = planned(staged.get())
     return result
-
-
-def evidence(state: DesiredState, live: LiveState, registry: Registry) -> gates.Evidence:
-    """What the metric and soak gates read: the metrics of the runs they may compare (none without a metric
-    gate: no request), and the time now."""
-    runs = sorted({run for m in state.models if m.name in live.models
-                   for run in gates.runs_needed(m, live.models[m.name])})
-    return gates.Evidence(registry.run_metrics(runs) if runs else {}, int(time.time() * 1000))
 
 
 class Staged:

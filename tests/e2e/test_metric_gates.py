@@ -56,6 +56,11 @@ def test_a_promotion_that_breaks_a_metric_or_soak_gate_is_refused_with_its_numbe
     staged = stagectl("apply", "-f", str(file), *uri, "--allow-dirty", cwd=tmp_path, env=_skewed("-2d"))
     assert staged.returncode == 0, staged.stdout + staged.stderr
     registry.set_model_version_tag(name, "2", "reviewed-by", "someone")  # ...and tagged today: its last update moves
+    write(file, _file(name, 1, 2))
+    with FaultProxy(mlflow_server.uri) as proxy:  # in sync: nothing promotes, so no run is read
+        assert stagectl("plan", "-f", str(file), "--tracking-uri", proxy.uri, "--detailed-exitcode",
+                        cwd=tmp_path).returncode == 0
+    assert not [p for _, p in proxy.seen if p.endswith("runs/get")]
 
     write(file, _file(name, 2) + "    archived: [1]\n")
     with FaultProxy(mlflow_server.uri) as proxy:
