@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests import seed
 
 STAGECTL = str(Path(sys.executable).parent / "stagectl")
@@ -20,6 +22,16 @@ def stagectl(*args: str, cwd: Path, env: dict[str, str] | None = None,
     base["NO_COLOR"] = "1"
     return subprocess.run([STAGECTL, *args], cwd=cwd, env={**base, **(env or {})}, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+FAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("libfaketime.so.1"))
+
+
+def skewed(offset: str) -> dict[str, str]:
+    """The environment that moves a process's wall clock by `offset` (libfaketime), its monotonic clock left true."""
+    if not FAKETIME.exists():
+        pytest.fail("libfaketime is missing: `make test` installs Debian's faketime package")
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def write(path: Path, text: str) -> Path:

@@ -22,13 +22,12 @@ from controller import lease
 from controller.registry import Registry
 from tests import seed
 from tests.conftest import Server
-from tests.e2e.helpers import STAGECTL, Reader, stagectl
+from tests.e2e.helpers import STAGECTL, Reader, skewed, stagectl
 from tests.faultproxy import WRITES, FaultProxy, writes
 from tests.gitrepo import commit_file, make_repo
 
 pytestmark = pytest.mark.e2e
 
-FAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), Path("libfaketime.so.1"))
 LEASE_CREATE = ("POST", "/api/2.0/mlflow/registered-models/create")
 LEASE_DELETE = ("DELETE", "/api/2.0/mlflow/registered-models/delete")
 TRANSITION = ("POST", "/api/2.0/mlflow/model-versions/transition-stage")
@@ -37,12 +36,6 @@ TRANSITION = ("POST", "/api/2.0/mlflow/model-versions/transition-stage")
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "STAGECTL_"))}
     return {**base, "NO_COLOR": "1", **(extra or {})}
-
-
-def _skewed(offset: str) -> dict[str, str]:
-    if not FAKETIME.exists():
-        pytest.fail("libfaketime is missing: `make test` installs Debian's faketime package")
-    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def _models(registry: seed.ModelRegistryClient, prefix: str, count: int = 3) -> list[str]:
@@ -150,7 +143,7 @@ def test_a_runner_with_a_fast_clock_cannot_take_a_live_lease(
     try:
         with FaultProxy(mlflow_server.uri) as proxy:
             result = subprocess.run([STAGECTL, "apply", "--tracking-uri", proxy.uri, "--lease-wait", "14"], cwd=fast,
-                                    env=_env(_skewed("+10m")), capture_output=True, text=True, timeout=120)
+                                    env=_env(skewed("+10m")), capture_output=True, text=True, timeout=120)
     finally:
         done.set()
         holder.join()
@@ -173,7 +166,7 @@ def test_a_holder_with_a_slow_clock_keeps_its_lease(
     with FaultProxy(mlflow_server.uri, after=slow_writes) as slow_proxy, \
             FaultProxy(mlflow_server.uri) as true_proxy, Reader(mlflow_server.uri, names) as reader:
         holder = subprocess.Popen([STAGECTL, "apply", "--tracking-uri", slow_proxy.uri, "--lease-ttl", "6",
-                                   "--parallelism", "1"], cwd=slow_file, env=_env(_skewed("-10m")),
+                                   "--parallelism", "1"], cwd=slow_file, env=_env(skewed("-10m")),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while TRANSITION not in slow_proxy.seen and time.monotonic() < deadline:
@@ -200,7 +193,7 @@ def test_a_killed_holder_with_a_fast_clock_keeps_others_out_for_one_ttl_not_for_
     trap = Trap(LEASE_CREATE, None, lambda: os.kill(killed[0].pid, signal.SIGKILL))
     with FaultProxy(mlflow_server.uri, after=trap) as proxy:
         killed.append(subprocess.Popen([STAGECTL, "apply", "--tracking-uri", proxy.uri, "--lease-ttl", "5"],
-                                       cwd=fast, env=_env(_skewed("+1h")), stdout=subprocess.PIPE,
+                                       cwd=fast, env=_env(skewed("+1h")), stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True))
         assert trap.fired.wait(60)
         killed[0].communicate(timeout=30)

@@ -9,8 +9,7 @@ import pytest
 
 from tests import seed
 from tests.conftest import Server
-from tests.e2e.helpers import stagectl, write
-from tests.e2e.test_lease_safety import _skewed
+from tests.e2e.helpers import skewed, stagectl, write
 from tests.faultproxy import FaultProxy, writes
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +52,7 @@ def test_a_promotion_that_breaks_a_metric_or_soak_gate_is_refused_with_its_numbe
 
     # Without the soak gate: v1 to production, v2 to staging two days ago (the applying runner's clock says so)...
     write(file, _file(name, 1, 2).replace("      soak: 24h\n", ""))
-    staged = stagectl("apply", "-f", str(file), *uri, "--allow-dirty", cwd=tmp_path, env=_skewed("-2d"))
+    staged = stagectl("apply", "-f", str(file), *uri, "--allow-dirty", cwd=tmp_path, env=skewed("-2d"))
     assert staged.returncode == 0, staged.stdout + staged.stderr
     registry.set_model_version_tag(name, "2", "reviewed-by", "someone")  # ...and tagged today: its last update moves
     write(file, _file(name, 1, 2))
