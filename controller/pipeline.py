@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import desired, gates, planner, unity, uris
+from . import desired, gates, paths, planner, unity, uris
 from .changes import diff, last_changed
 from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
@@ -244,3 +244,29 @@ def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
     if fmt == "markdown":
         return markdown.render_plan(plan, source)
     return text.render_plan(plan, source, color=out.color)
+
+
+def read_for_edit(file: Path, branch: str | None) -> tuple[str, Checkout | None]:
+    """The stages file's text, to edit and then write back (or commit on `branch`): refused before any change
+    when the file cannot be written, or when --branch would carry someone's uncommitted edits along."""
+    paths.check_read(file)
+    paths.check_write(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError((Problem(str(file), "file not found"),)) from None
+    checkout = Checkout(file) if branch else None
+    if checkout is not None and checkout.is_dirty():
+        raise GitError(f"{file} has uncommitted changes; commit or stash them before --branch")
+    return text, checkout
+
+
+def write_edit(file: Path, new: str, message: str, checkout: Checkout | None, branch: str | None,
+               out: Output) -> None:
+    """Write an edited stages file, or commit it on a new branch ready for a pull request."""
+    if checkout is not None and branch is not None:
+        commit = checkout.commit_on_new_branch(branch, new, message)
+        out.info(f"{message}: committed {commit.sha[:7]} on new branch '{branch}'")
+    else:
+        file.write_text(new, encoding="utf-8")
+        out.info(f"{message}: {file} updated")

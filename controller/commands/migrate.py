@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import desired, edit, paths
+from .. import desired, edit
 from ..errors import ConfigError, Problem
-from ..gitops import Checkout, GitError
 from ..model import Mode
+from ..pipeline import read_for_edit, write_edit
 from . import Output
 
 _NEXT = {
@@ -22,18 +22,9 @@ _NEXT = {
 
 def migrate(file: Path, to: Mode, branch: str | None, out: Output, *, production_alias: str | None = None,
             staging_alias: str | None = None) -> int:
-    paths.check_read(file)
-    paths.check_write(file)
-    state = desired.load(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError((Problem(str(file), "file not found"),)) from None
-    checkout = Checkout(file) if branch else None
-    if checkout is not None and checkout.is_dirty():
-        raise GitError(f"{file} has uncommitted changes; commit or stash them before --branch")
-    modes = {m.lifecycle.mode for m in state.models}
-    if to is Mode.ALIASES and Mode.STAGES in modes:
+    text, checkout = read_for_edit(file, branch)
+    state = desired.load(file)  # the file's bytes checked too (size, encoding), as every command reads it
+    if to is Mode.ALIASES and any(m.lifecycle.mode is Mode.STAGES for m in state.models):
         out.info("note: the file still follows stages; moving straight to aliases takes versions out of their "
                  "stages in the same apply that sets the aliases. Going through --to both first lets applications "
                  "switch in between.")
@@ -44,19 +35,13 @@ def migrate(file: Path, to: Mode, branch: str | None, out: Output, *, production
         hint = Problem(str(file), f"fix the lines above, then run stagectl migrate --to {to} again (an alias "
                        "points at one version; --production-alias and --staging-alias choose other names)")
         raise ConfigError((*e.problems, hint)) from None
-    own = [m.name for m in desired.parse(new, str(file)).models if m.lifecycle.mode is not to]
+    migrated = desired.parse(new, str(file)).models
+    own = [m.name for m in migrated if m.lifecycle.mode is not to]
     if own:
         out.info(f"these models keep the lifecycle of their own lifecycle key: {', '.join(own)}")
     if new == text:
         out.info(f"{file} already follows {to}; nothing to change")
         return 0
-    lifecycle = next((m.lifecycle for m in desired.parse(new, str(file)).models), None)
-    message = f"Move the lifecycle to {to}"
-    if checkout is not None and branch is not None:
-        commit = checkout.commit_on_new_branch(branch, new, message)
-        out.info(f"{message}: committed {commit.sha[:7]} on new branch '{branch}'")
-    else:
-        file.write_text(new, encoding="utf-8")
-        out.info(f"{message}: {file} updated")
-    out.info(_NEXT[to].format(production=lifecycle.production_alias if lifecycle else "production"))
+    write_edit(file, new, f"Move the lifecycle to {to}", checkout, branch, out)
+    out.info(_NEXT[to].format(production=migrated[0].lifecycle.production_alias if migrated else "production"))
     return 0

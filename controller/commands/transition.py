@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import edit, paths
+from .. import edit
 from ..errors import ConfigError, Problem
-from ..gitops import Checkout, GitError
+from ..pipeline import read_for_edit, write_edit
 from . import Output
 
 
@@ -17,15 +17,7 @@ def transition_version(file: Path, model: str, version: int, stage: str | None, 
     if move_aliases and stage in (None, "archived"):
         raise ConfigError((Problem(str(file), "--move-aliases goes with --stage production or --stage staging: "
                                    "it moves the aliases of the versions replaced there to the new one"),))
-    paths.check_read(file)
-    paths.check_write(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError((Problem(str(file), "file not found"),)) from None
-    checkout = Checkout(file) if branch else None
-    if checkout is not None and checkout.is_dirty():
-        raise GitError(f"{file} has uncommitted changes; commit or stash them before --branch")
+    text, checkout = read_for_edit(file, branch)
     left: dict[str, str] = {}
     if stage is not None:
         left = edit.replaced(text, model, str(version), stage, str(file))
@@ -47,10 +39,5 @@ def transition_version(file: Path, model: str, version: int, stage: str | None, 
     if new == text:
         out.info(f"{file} already declares that; nothing to change")
         return 0
-    if checkout is not None and branch is not None:
-        commit = checkout.commit_on_new_branch(branch, new, message)
-        out.info(f"{message}: committed {commit.sha[:7]} on new branch '{branch}'")
-    else:
-        file.write_text(new, encoding="utf-8")
-        out.info(f"{message}: {file} updated")
+    write_edit(file, new, message, checkout, branch, out)
     return 0
