@@ -64,7 +64,7 @@ def versions_in(model: LiveModel, stage: Stage, lifecycle: Lifecycle | None = No
     """
     lifecycle = lifecycle or of(model)
     if stage is Stage.ARCHIVED:
-        return _marked(model) | (model.in_stage(stage) if lifecycle.stages else frozenset())
+        return marked(model) | (model.in_stage(stage) if lifecycle.stages else frozenset())
     if not lifecycle.aliases:
         return model.in_stage(stage)
     alias = lifecycle.alias(stage)
@@ -78,7 +78,8 @@ def in_staging(model: LiveModel, version: str, lifecycle: Lifecycle) -> bool:
     return by_stage or (lifecycle.aliases and model.aliases.get(lifecycle.staging_alias) == version)
 
 
-def _marked(model: LiveModel) -> frozenset[str]:
+def marked(model: LiveModel) -> frozenset[str]:
+    """The versions carrying the archived tag."""
     return frozenset(v for v, lv in model.versions.items() if is_archived(lv))
 
 

@@ -18,7 +18,6 @@ from .model import (
     LiveModel,
     LiveState,
     MarkArchived,
-    Mode,
     Plan,
     Position,
     SetAlias,
@@ -130,8 +129,7 @@ def alias_warnings(steps: list[Step], live: Mapping[str, LiveModel],
     """Aliases that, once `steps` ran, would point at an archived version, or (by stages) one in no stage."""
     lifecycles = lifecycles or {}
     stages = {name: {v: lv.stage for v, lv in model.versions.items()} for name, model in live.items()}
-    marked = {name: set(lifecycle.versions_in(model, Stage.ARCHIVED, Lifecycle(Mode.ALIASES)))
-              for name, model in live.items()}
+    marked = {name: set(lifecycle.marked(model)) for name, model in live.items()}
     aliases = {name: dict(model.aliases) for name, model in live.items()}
     moved: set[tuple[str, str]] = set()
     for step in steps:

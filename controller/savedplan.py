@@ -79,7 +79,7 @@ def snapshot(model: LiveModel) -> dict[str, Any]:
     found: dict[str, Any] = {
         "versions": {v: model.versions[v].stage.value for v in sorted(model.versions, key=version_key)},
         "aliases": dict(sorted(model.aliases.items()))}
-    archived = sorted(lifecycle.versions_in(model, Stage.ARCHIVED, Lifecycle(Mode.ALIASES)), key=version_key)
+    archived = sorted(lifecycle.marked(model), key=version_key)
     if archived:
         found["archived"] = archived
     if lifecycle.LIFECYCLE_TAG in model.tags:
