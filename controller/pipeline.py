@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import desired, gates, paths, planner, unity, uris
+from . import declare, desired, gates, paths, planner, unity, uris
 from .changes import diff, last_changed
 from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
@@ -244,6 +244,19 @@ def render(plan: Plan, fmt: str, source: str, out: Output) -> str:
     if fmt == "markdown":
         return markdown.render_plan(plan, source)
     return text.render_plan(plan, source, color=out.color)
+
+
+def from_registry(models: list[str], given: uris.Given, out: Output, by: str = "stagectl export") \
+        -> tuple[LiveState, str]:
+    """The named models (all when none) as the registry holds them, and the stages file that declares that."""
+    registry = connect(None, given, out)
+    live = registry.read(models or None)
+    missing = sorted(set(models) - set(live.models))
+    if missing:
+        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' does not exist") for m in missing))
+    text = declare.render(live, registry.display_uri, by)
+    desired.parse(text, "exported stages.yaml")  # what we write must be what we read
+    return live, text
 
 
 def read_for_edit(file: Path, branch: str | None) -> tuple[str, Checkout | None]:

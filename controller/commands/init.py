@@ -7,8 +7,8 @@ from pathlib import Path
 from .. import desired, paths, scaffold, uris
 from ..errors import ConfigError, Problem
 from ..gitops import Checkout, GitError, tag_commit
+from ..pipeline import from_registry
 from . import Output
-from .export import from_registry
 
 
 def init(file: Path, models: list[str], given: uris.Given, action: str, pin: scaffold.Pin | None, force: bool,
