@@ -11,6 +11,7 @@ from hypothesis import given, settings
 
 from controller import applier, lease, planner
 from controller.errors import RegistryError
+from controller.gates import STAGED_TAG
 from controller.model import DesiredModel, LiveModel, LiveState, Plan, SetAlias, Stage, Status, Transition
 from tests.factories import A, N, P, S, live_model, simulate
 from tests.test_planner import scenarios
@@ -324,3 +325,17 @@ def test_provenance_a_version_already_carries_is_not_written_again() -> None:
     tags = {"stagectl.commit": "abc", "stagectl.commit_author": "Ana <ana@example.com>"}
     assert applier.apply(PROMOTE, memory, tags={"a": tags}, live=LiveState({"a": carried})).ok
     assert memory.tags == {("a", "2"): {"stagectl.commit": "abc"}}
+
+
+def test_a_version_entering_staging_by_alias_and_by_stage_records_its_entry_once() -> None:
+    entries: list[str] = []
+
+    class Counting(MemoryRegistry):
+        def set_tags(self, model: str, version: str, tags: Mapping[str, str]) -> None:
+            entries.extend(v for k, v in tags.items() if k == STAGED_TAG)
+            super().set_tags(model, version, tags)
+
+    memory = Counting(live_model("b", {3: N}))
+    steps = (SetAlias("b", "staging", "3", None, stands_for=S), Transition("b", "3", N, S))  # both mode
+    result = applier.apply(Plan("u", steps), memory, tags={"b": {"stagectl.commit": "abc"}})
+    assert result.ok and len(entries) == 1
