@@ -32,25 +32,47 @@ def runs_needed(want: DesiredModel, have: LiveModel) -> set[str]:
     return {run for v in versions if v in have.versions and (run := have.versions[v].run_id)}
 
 
-def metric_checks(want: DesiredModel, have: LiveModel, version: str, evidence: Evidence) -> list[Check]:
-    """One check per metric gate, with its numbers: the candidate's value, production's, the change."""
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """One metric gate judged for a candidate, with the numbers a reviewer compares."""
+
+    name: str
+    gate: MetricGate
+    value: float | None  # the candidate's; None when its run lacks it (or it has no run)
+    baseline: float | None  # production's now, when there is a version there and its run has the metric
+    baseline_version: str | None
+    ok: bool
+    detail: str
+
+    @property
+    def change(self) -> float | None:
+        return None if self.value is None or self.baseline is None else self.value - self.baseline
+
+
+def metric_results(want: DesiredModel, have: LiveModel, version: str, evidence: Evidence) -> list[MetricResult]:
+    """Each metric gate of the model, judged for `version` against the version in production now."""
     candidate = have.versions[version]
     values = evidence.metrics.get(candidate.run_id or "", {})
     current = sorted(lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle) - {version}, key=version_key)
     baseline_version = current[-1] if current else None
     baseline_run = have.versions[baseline_version].run_id if baseline_version else None
     baseline = evidence.metrics.get(baseline_run or "", {})
-    checks = []
+    results = []
     for name, gate in sorted(want.policy.metrics.items()):
-        if candidate.run_id is None:
-            checks.append(Check("metrics", want.name, version, False, f"{name}: the version has no source run"))
+        base = baseline.get(name)
+        if candidate.run_id is None or name not in values:
+            why = "the version has no source run" if candidate.run_id is None else f"missing on run {candidate.run_id}"
+            results.append(MetricResult(name, gate, None, base, baseline_version, False, f"{name}: {why}"))
             continue
-        if name not in values:
-            checks.append(Check("metrics", want.name, version, False, f"{name}: missing on run {candidate.run_id}"))
-            continue
-        ok, detail = _judge(name, gate, values[name], baseline.get(name), baseline_version)
-        checks.append(Check("metrics", want.name, version, ok, detail))
-    return checks
+        ok, detail = _judge(name, gate, values[name], base, baseline_version)
+        results.append(MetricResult(name, gate, values[name], base, baseline_version, ok, detail))
+    return results
+
+
+def metric_checks(want: DesiredModel, have: LiveModel, version: str, evidence: Evidence) -> list[Check]:
+    """One check per metric gate, with its numbers: the candidate's value, production's, the change."""
+    return [Check("metrics", want.name, version, r.ok, r.detail)
+            for r in metric_results(want, have, version, evidence)]
 
 
 def _judge(name: str, gate: MetricGate, value: float, base: float | None, base_version: str | None) -> tuple[bool, str]:

@@ -102,6 +102,7 @@ class Policy:
     frozen: str | None = None  # the reason; pending changes are held
     metrics: Mapping[str, MetricGate] = field(default_factory=dict)  # the candidate's source run's metrics
     soak: int | None = None  # seconds in staging before production
+    propose: frozenset[str] | None = None  # the promotions `stagectl propose` writes: staging, production
 
     def over(self, defaults: Policy) -> Policy:
         return Policy(
@@ -110,6 +111,7 @@ class Policy:
             frozen=self.frozen if self.frozen is not None else defaults.frozen,
             metrics=self.metrics if self.metrics else defaults.metrics,
             soak=self.soak if self.soak is not None else defaults.soak,
+            propose=self.propose if self.propose is not None else defaults.propose,
         )
 
 
@@ -158,6 +160,8 @@ class LiveVersion:
     created_ms: int = 0  # creation time, milliseconds since the epoch
     updated_ms: int = 0  # last update (a transition updates it), milliseconds since the epoch
     tags: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None  # where its artifacts are (lineage, for people: may hold a signed URL)
+    user: str | None = None  # who registered it, when the registry says
 
 
 @dataclass(frozen=True, slots=True)

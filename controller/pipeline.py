@@ -16,7 +16,7 @@ from . import declare, desired, gates, paths, planner, unity, uris
 from .changes import diff, last_changed
 from .errors import ConfigError, Problem, RegistryError
 from .gitops import Checkout, Commit, GitError, Provenance, run_url
-from .model import DesiredState, LiveState, Plan
+from .model import DesiredModel, DesiredState, LiveState, Plan
 from .output import Output
 from .reporters import json as json_report
 from .reporters import markdown, text
@@ -101,18 +101,19 @@ def known_names(state: DesiredState, live: LiveState, registry: Registry) -> lis
 def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, file: Path,
                  before: DesiredState | None = None, base: str | None = None,
                  max_changes: int | None = None, staged: Staged | None = None,
-                 adopt: frozenset[str] = frozenset()) -> Plan:
+                 adopt: frozenset[str] = frozenset(), evidence: gates.Evidence | None = None) -> Plan:
     """The plan with its gates; a model the registry cannot take as declared is held in it, alone.
 
     `staged` (see staged_before) may be passed by a caller that plans more than once from one file. The file's
     git history is read only when a promote_from gate cannot be decided without it.
-    Models another stages file manages are changed only when `adopt` names them.
+    Models another stages file manages are changed only when `adopt` names them. `evidence` (see evidence)
+    may be passed by a caller that already read the runs its metric gates need.
     """
     if staged is None:
         staged = staged_before(file, state, before, base)
     who = owner(state, file)
     known = known_names(state, live, registry)
-    found = gates.Evidence(now_ms=int(time.time() * 1000))
+    found = evidence or gates.Evidence(now_ms=int(time.time() * 1000))
 
     def planned(before: Mapping[str, Mapping[str, str]] | None) -> Plan:
         return planner.plan(state, live, registry.display_uri, staged_before=before, max_changes=max_changes,
@@ -121,14 +122,18 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
     result = planned(staged.known)
     # The metric gates of the models that promote read their runs: only then, one request per run.
     gated = {c.model for c in result.checks if c.gate == "metrics"}
-    if gated:
-        runs = sorted({run for m in state.models if m.name in gated
-                       for run in gates.runs_needed(m, live.models[m.name])})
-        found = dataclasses.replace(found, metrics=registry.run_metrics(runs))
+    if gated and evidence is None:
+        found = read_evidence([m for m in state.models if m.name in gated], live, registry)
         result = planned(staged.known)
     if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
         result = planned(staged.get())
     return result
+
+
+def read_evidence(models: Iterable[DesiredModel], live: LiveState, registry: Registry) -> gates.Evidence:
+    """What the metric gates of these models read: their candidates' and production's runs, one request each."""
+    runs = sorted({run for m in models if m.name in live.models for run in gates.runs_needed(m, live.models[m.name])})
+    return gates.Evidence(registry.run_metrics(runs) if runs else {}, int(time.time() * 1000))
 
 
 class Staged:

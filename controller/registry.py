@@ -448,7 +448,8 @@ def _live_version(mv: Any) -> LiveVersion:
     return LiveVersion(version=str(mv.version), stage=Stage.parse(mv.current_stage), status=str(mv.status),
                        run_id=mv.run_id or None, created_ms=int(mv.creation_timestamp or 0),
                        updated_ms=int(mv.last_updated_timestamp or 0),
-                       tags={str(k): str(v) for k, v in (mv.tags or {}).items()})
+                       tags={str(k): str(v) for k, v in (mv.tags or {}).items()},
+                       source=mv.source or None, user=mv.user_id or None)
 
 
 def _preflight(uri: str, display: str) -> None:

@@ -28,7 +28,7 @@ def render_plan(plan: Plan, source: str) -> str:
 
 
 def _partial(targets: tuple[str, ...]) -> str:
-    return f"> [!NOTE]\n> {_cell(partial_line(targets))}\n\n" if targets else ""
+    return f"> [!NOTE]\n> {cell(partial_line(targets))}\n\n" if targets else ""
 
 
 def gates(plan: Plan) -> str:
@@ -36,15 +36,15 @@ def gates(plan: Plan) -> str:
     parts = []
     if plan.violations:
         parts += ["", "> [!CAUTION]", "> Gates violated; apply will refuse this plan:"]
-        parts += [f"> - {_cell(check_line(c))}" for c in plan.violations]
+        parts += [f"> - {cell(check_line(c))}" for c in plan.violations]
     passed = [c for c in plan.checks if c.ok]
     if passed:
-        parts += ["", "Gates passed:", *[f"- {_cell(check_line(c))}" for c in passed]]
+        parts += ["", "Gates passed:", *[f"- {cell(check_line(c))}" for c in passed]]
     if plan.blocked:
-        parts += ["", "Held:", *[f"- {_cell(held_line(m, plan.frozen[m], len(s)))}" for m, s in plan.blocked.items()]]
+        parts += ["", "Held:", *[f"- {cell(held_line(m, plan.frozen[m], len(s)))}" for m, s in plan.blocked.items()]]
     if plan.warnings:
         parts += ["", "> [!WARNING]", "> Aliases left on versions that serve from no stage:"]
-        parts += [f"> - {_cell(str(w))}" for w in plan.warnings]
+        parts += [f"> - {cell(str(w))}" for w in plan.warnings]
     return "".join(line + "\n" for line in parts) + _unready(plan.held)
 
 
@@ -53,7 +53,7 @@ def _unready(held: Mapping[str, str]) -> str:
     if not held:
         return ""
     lines = ["", "> [!WARNING]", "> Held (nothing planned for these models; the run exits 1):"]
-    lines += [f"> - {_cell(unready_line(m, reason))}" for m, reason in sorted(held.items())]
+    lines += [f"> - {cell(unready_line(m, reason))}" for m, reason in sorted(held.items())]
     return "".join(line + "\n" for line in lines)
 
 
@@ -64,7 +64,7 @@ def render_result(result: ApplyResult) -> str:
     table = _table(tuple(o.step for o in result.outcomes), result.outcomes, unvouched=result.unexpected.keys())
     unexpected = unexpected_lines(result)
     if unexpected:
-        table += "\n> [!CAUTION]\n> Effects nobody planned:\n" + "".join(f"> - {_cell(line)}\n" for line in unexpected)
+        table += "\n> [!CAUTION]\n> Effects nobody planned:\n" + "".join(f"> - {cell(line)}\n" for line in unexpected)
     return head + table + _unready(result.held)
 
 
@@ -75,15 +75,15 @@ def _table(steps: tuple[Step, ...], outcomes: tuple[Outcome, ...] | None, rows: 
              "|--:|---|---|---|" + ("---|" if outcomes else "")]
     extras = notes(steps, unvouched)
     for i, step in enumerate(steps[:rows], 1):
-        row = f"| {i} | {_cell(step.model)} | {_cell(describe(step))} | {extras[i - 1]} |"
+        row = f"| {i} | {cell(step.model)} | {cell(describe(step))} | {extras[i - 1]} |"
         if outcomes:
             outcome = outcomes[i - 1]
-            row += f" {outcome.status.value}{': ' + _cell(outcome.error) if outcome.error else ''} |"
+            row += f" {outcome.status.value}{': ' + cell(outcome.error) if outcome.error else ''} |"
         table.append(row)
     return "\n".join(table) + "\n"
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -105,13 +105,13 @@ def _review(review: Review, source: str, max_rows: int | None) -> str:
     plan = review.plan
     headline = "no registry changes" if plan.in_sync else summary(plan)
     parts = [MARKER, f"### stagectl plan: {headline}", "",
-             f"Registry: `{plan.tracking_uri}` · compared with `{_cell(review.base)}`", ""]
+             f"Registry: `{plan.tracking_uri}` · compared with `{cell(review.base)}`", ""]
     if plan.targets:
         parts += [_partial(plan.targets).rstrip("\n"), ""]
     if review.drift:
         parts += [
             "> [!WARNING]",
-            f"> The registry does not match {source} on `{_cell(review.base)}`: "
+            f"> The registry does not match {source} on `{cell(review.base)}`: "
             f"{len(review.drift)} step{'s' if len(review.drift) != 1 else ''} would bring it back "
             "(a change made outside git, or a merge not yet applied). The steps below include them.",
             "",
@@ -123,10 +123,10 @@ def _review(review: Review, source: str, max_rows: int | None) -> str:
               f"{'s' if changed_models != 1 else ''}{file_wide}</summary>", ""]
     if review.changes:
         rows = ["| Model | Change |", "|---|---|"]
-        rows += [f"| {_cell(c.where)} | {_cell(str(c))} |" for c in review.changes[:max_rows]]
+        rows += [f"| {cell(c.where)} | {cell(str(c))} |" for c in review.changes[:max_rows]]
         parts += [*rows, *_cut_note(len(review.changes), max_rows)]
     else:
-        parts.append(f"{source} declares nothing different from `{_cell(review.base)}`.")
+        parts.append(f"{source} declares nothing different from `{cell(review.base)}`.")
     parts += ["", "</details>", ""]
     open_attr = " open" if len(plan.steps) <= 20 else ""
     parts += [f"<details{open_attr}><summary>Registry steps when this merges: {len(plan.steps)}</summary>", ""]
