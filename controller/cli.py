@@ -339,6 +339,25 @@ def drift(
 
 
 @app.command()
+def propose(
+    models: Annotated[list[str] | None, typer.Argument(help="Models to propose for (default: the file's).")] = None,
+    file: FileOption = Path("stages.yaml"),
+    tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be proposed.")] = False,
+    format: FormatOption = Format.text,
+    json_report: JsonReportOption = None,
+) -> int:
+    """Write promotions the policy asks for as branches stagectl/promote/MODEL/STAGE, one commit each, ready
+    for a pull request. Writes git, never the registry; the branch checked out stays checked out."""
+    from .commands.propose import propose_command
+
+    _output().json_report = json_report
+    return propose_command(models or [], file, uris.Given(tracking_uri, registry_uri), format.value, dry_run,
+                           _output())
+
+
+@app.command()
 def resolve(
     model: Annotated[str, typer.Argument(help="The registered model.")],
     stage: Annotated[
@@ -408,6 +427,7 @@ class SchemaName(enum.StrEnum):
     plan = "plan"
     apply = "apply"
     saved_plan = "saved-plan"
+    propose = "propose"
 
 
 @app.command()

@@ -399,8 +399,9 @@ def _policy(data: Mapping[str, Any] | None) -> Policy:
     metrics = {name: MetricGate(gate.get("threshold"), gate.get("min_absolute_change"),
                                 gate.get("min_relative_change"), gate.get("greater_is_better", True))
                for name, gate in sorted((data.get("metrics") or {}).items())}
-    soak = data.get("soak")
+    soak, propose = data.get("soak"), data.get("propose")
     return Policy(metrics=metrics, soak=parse_duration(soak) if soak else None,
+                  propose=frozenset(propose) if propose is not None else None,
                   require_tags=dict(data.get("require_tags") or {}), promote_from=data.get("promote_from"),
                   frozen=data.get("frozen"))
 

@@ -226,6 +226,55 @@ class Checkout:
         return self.head()
 
 
+    def proposal_text(self, branch: str) -> str | None:
+        """The file as a proposal branch has it: the local branch, else origin's as last fetched (a CI checkout
+        has only that); None when neither exists."""
+        import git
+
+        for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+            try:
+                tip = self._repo.commit(ref)
+            except (git.BadName, ValueError, git.GitCommandError):
+                continue
+            return _text_at(tip, self.path) or ""
+        return None
+
+    def propose_on_branch(self, branch: str, text: str, message: str) -> Commit:
+        """Make `branch` one commit on top of HEAD that sets the file to `text`, without switching to it: the
+        working tree, the index and the branch checked out are not touched. An existing branch is replaced
+        (a newer proposal supersedes the old one); when another run moved it meanwhile, this fails instead."""
+        import tempfile
+
+        import git
+
+        _check_branch_name(self._repo, branch)
+        if self.current_branch() == branch:
+            raise GitError(f"'{branch}' is checked out: run from the branch the proposal starts from (e.g. main)")
+        old = self._repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
+                                       with_exceptions=False).strip()
+        with tempfile.TemporaryDirectory(prefix="stagectl-") as scratch:
+            index, body, message_file = (Path(scratch) / n for n in ("index", "file", "message"))
+            body.write_text(text, encoding="utf-8")
+            message_file.write_text(message, encoding="utf-8")
+            env = {"GIT_INDEX_FILE": str(index), "GIT_TERMINAL_PROMPT": "0"}  # a scratch index: the real one stays
+            try:
+                blob = self._repo.git.hash_object("-w", "--", str(body)).strip()
+                listed = self._repo.git.ls_tree("HEAD", "--", self.path).split()
+                mode = listed[0] if listed and listed[0] in ("100644", "100755") else "100644"
+                self._repo.git.read_tree("HEAD", env=env)
+                self._repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{self.path}", env=env)
+                tree = self._repo.git.write_tree(env=env).strip()
+                sha = self._repo.git.commit_tree(tree, "-p", "HEAD", "-F", str(message_file)).strip()
+                # Compare-and-swap on the ref: two runs proposing at once cannot silently overwrite each other.
+                self._repo.git.update_ref("-m", "stagectl propose", f"refs/heads/{branch}", sha,
+                                          old)  # "" : the branch must not exist yet
+            except git.GitCommandError as e:
+                detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
+                raise GitError(f"could not commit the proposal on branch '{branch}': {detail.splitlines()[-1]}") \
+                    from None
+        return _commit(self._repo.commit(sha))
+
+
 def _check_branch_name(repo: object, branch: str) -> None:
     """A name for a new branch, taken as written: git would expand `@{-1}` (the previous branch) and store
     `refs/heads/x` as refs/heads/refs/heads/x; an option-like name could be read as an option."""

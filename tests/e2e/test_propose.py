@@ -1,0 +1,162 @@
+"""stagectl propose against a real server and real git repositories: runs with metrics, versions registered from
+them, proposals written as branches, held back by their gates, and replaced by newer candidates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests import seed
+from tests.conftest import Server
+from tests.e2e.helpers import skewed, stagectl
+from tests.faultproxy import FaultProxy, writes
+from tests.gitrepo import commit_file, git, make_repo
+
+pytestmark = pytest.mark.e2e
+
+POLICY = ("    policy:\n      metrics:\n        val_auc: {threshold: 0.92, min_absolute_change: 0.005}\n"
+          "      soak: 24h\n      propose: [staging, production]\n")
+
+
+def _register(server: Server, name: str, aucs: list[float], create: bool = True) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    if create:
+        client.create_registered_model(name)
+    experiment = client.get_experiment_by_name(f"{name}-training") or None
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(f"{name}-training")
+    for auc in aucs:
+        run = client.create_run(experiment_id)
+        client.log_metric(run.info.run_id, "val_auc", auc)
+        client.set_terminated(run.info.run_id)
+        client.create_model_version(name, source=seed.SOURCE, run_id=run.info.run_id)
+
+
+def _key(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False)
+
+
+def _file(name: str, production: int, staging: int, policy: str = POLICY) -> str:
+    return (f"apiVersion: stagectl/v1\nmodels:\n  {_key(name)}:  # the serving model\n"
+            f"    production: {production}\n    staging: {staging}\n    archived: []\n{policy}")
+
+
+def _branch_file(repo: Path, branch: str) -> str:
+    return git(repo, "show", f"{branch}:stages.yaml") + "\n"
+
+
+@pytest.mark.parametrize("kind", ["plain", "odd"])
+def test_new_versions_and_ready_staging_versions_become_branches_and_newer_candidates_replace_them(
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str, kind: str) -> None:
+    name = f"{unique}-fraud" if kind == "plain" else f"{unique} fr\"aud\\ 🚀's"
+    _register(mlflow_server, name, [0.93, 0.95])
+    repo = make_repo(tmp_path / "repo")
+    uri = ["--tracking-uri", mlflow_server.uri]
+    # Before the gates: v1 serves, and v2 enters staging two days ago, as the applying runner's clock says.
+    commit_file(repo, _file(name, 1, 2, policy=""), "Serve v1, stage v2")
+    staged = stagectl("apply", *uri, cwd=repo, env=skewed("-2d"))
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    commit_file(repo, _file(name, 1, 2), "Gate promotions, and propose them")
+    _register(mlflow_server, name, [0.91], create=False)  # v3: newer than anything the file names
+    main = git(repo, "rev-parse", "HEAD")
+    before = (repo / "stages.yaml").read_text()
+
+    with FaultProxy(mlflow_server.uri) as proxy:
+        first = stagectl("propose", "--tracking-uri", proxy.uri, "--format", "json", cwd=repo)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert writes(proxy) == []  # git only: not one write to the registry
+    report = json.loads(first.stdout)
+    jsonschema.validate(report, json.loads(stagectl("schema", "propose", cwd=repo).stdout))
+    proposals = {p["stage"]: p for p in report["proposals"]}
+    assert {s: (p["version"], p["status"]) for s, p in proposals.items()} == {
+        "staging": ("3", "created"), "production": ("2", "created")}
+    staging_branch, production_branch = proposals["staging"]["branch"], proposals["production"]["branch"]
+    if kind == "plain":
+        assert production_branch == f"stagectl/promote/{name}/production"
+    else:  # a name no shell or URL could take as it is: plain characters and a hash of the real name
+        assert production_branch.startswith(f"stagectl/promote/{unique}-fr-aud-s-") and \
+            production_branch.endswith("/production")
+
+    # The checkout is where it was: same branch, same commit, same file, nothing staged.
+    assert git(repo, "branch", "--show-current") == "main" and git(repo, "rev-parse", "HEAD") == main
+    assert (repo / "stages.yaml").read_text() == before and git(repo, "status", "--porcelain") == ""
+    # Each branch is one commit on main that changes only the spans the promotion needs.
+    for branch in (staging_branch, production_branch):
+        assert git(repo, "rev-parse", f"{branch}~1") == main
+        assert git(repo, "diff", "--name-only", "main", branch) == "stages.yaml"
+    assert _branch_file(repo, staging_branch) == before.replace("staging: 2", "staging: 3") \
+        .replace("archived: []", "archived: [2]")
+    assert _branch_file(repo, production_branch) == before.replace("production: 1", "production: 2") \
+        .replace("staging: 2", "staging: []").replace("archived: []", "archived: [1]")
+
+    # The pull request's body: the plan, every metric with its numbers, soak, and lineage.
+    body = git(repo, "log", "-1", "--format=%B", production_branch)
+    assert body.startswith(f"Promote {name} version 2 to production\n\n")
+    assert "| val_auc | 0.95 | 0.93 | +0.02 | threshold 0.92, min_absolute_change 0.005 | pass |" in body
+    assert "(recorded by stagectl): 2d" in body
+    run = registry.get_model_version(name, "2").run_id
+    assert f"| Run | `{run}` |" in body and f"| Source | `{seed.SOURCE}` |" in body
+    assert proposals["production"]["body"] == body.split("\n\n", 1)[1].rstrip("\n") + "\n"
+
+    # Again, nothing new: the branches already propose exactly this.
+    again = stagectl("propose", *uri, "--format", "json", cwd=repo)
+    assert [(p["stage"], p["status"]) for p in json.loads(again.stdout)["proposals"]] == [
+        ("staging", "unchanged"), ("production", "unchanged")] or \
+        sorted((p["stage"], p["status"]) for p in json.loads(again.stdout)["proposals"]) == [
+        ("production", "unchanged"), ("staging", "unchanged")]
+    tip = git(repo, "rev-parse", staging_branch)
+
+    # A newer candidate replaces the proposal on the same branch, again one commit on main.
+    _register(mlflow_server, name, [0.96], create=False)  # v4
+    newer = stagectl("propose", name, *uri, cwd=repo)
+    assert newer.returncode == 0, newer.stdout + newer.stderr
+    assert f"version 4 to staging: branch {staging_branch} (updated at " in newer.stdout
+    assert git(repo, "rev-parse", staging_branch) != tip and git(repo, "rev-parse", f"{staging_branch}~1") == main
+    assert "staging: 4" in _branch_file(repo, staging_branch)
+    assert git(repo, "branch", "--show-current") == "main"
+
+
+def test_each_gate_holds_a_production_proposal_back_and_nothing_qualifying_makes_no_branch(
+        tmp_path: Path, mlflow_server: Server, unique: str) -> None:
+    name = f"{unique}-gated"
+    _register(mlflow_server, name, [0.93, 0.90])  # v2 fails the metric gate
+    repo = make_repo(tmp_path / "repo")
+    uri = ["--tracking-uri", mlflow_server.uri]
+    policy = POLICY.replace("[staging, production]", "[production]")
+    commit_file(repo, _file(name, 1, 2, policy=""), "Serve v1, stage v2")
+    assert stagectl("apply", *uri, cwd=repo, env=skewed("-2d")).returncode == 0
+    commit_file(repo, _file(name, 1, 2, policy), "Gate promotions, and propose them")
+
+    held = stagectl("propose", *uri, cwd=repo)
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert f"{name}: version 2 to production: held back: metrics: val_auc 0.9; >= 0.92 FAILED" in held.stdout
+    assert git(repo, "branch", "--list", "stagectl/*") == ""
+
+    # Good metrics, but only just staged: the soak gate holds it back.
+    _register(mlflow_server, name, [0.97], create=False)  # v3
+    commit_file(repo, _file(name, 1, 3, policy), "Stage v3")
+    assert stagectl("apply", *uri, cwd=repo).returncode == 0
+    soaking = stagectl("propose", *uri, "--format", "json", cwd=repo)
+    jsonschema.validate(json.loads(soaking.stdout), json.loads(stagectl("schema", "propose", cwd=repo).stdout))
+    (back,) = json.loads(soaking.stdout)["held_back"]
+    assert back["version"] == "3" and any(r.startswith("soak: in staging since") and "ready in 23h" in r
+                                          for r in back["reasons"]), back["reasons"]
+    assert json.loads(soaking.stdout)["proposals"] == [] and git(repo, "branch", "--list", "stagectl/*") == ""
+
+    # A hand-written promotion that breaks the metric gate fails plan (the same gates as propose).
+    commit_file(repo, _file(name, 2, 3, policy), "Serve v2 by hand")
+    refused = stagectl("plan", *uri, cwd=repo)
+    assert refused.returncode == 1 and "VIOLATED  metrics" in refused.stdout + refused.stderr
+
+    # Nothing to propose at all: exit 0, no branch; --dry-run never writes one either.
+    commit_file(repo, _file(name, 1, 3, policy.replace("[production]", "[staging]")), "Propose staging only")
+    quiet = stagectl("propose", *uri, cwd=repo)
+    assert quiet.returncode == 0 and "Nothing qualifies" in quiet.stdout
+    _register(mlflow_server, name, [0.97], create=False)  # v4
+    dry = stagectl("propose", *uri, "--dry-run", cwd=repo)
+    assert dry.returncode == 0 and "(would be created)" in dry.stdout
+    assert git(repo, "branch", "--list", "stagectl/*") == ""
