@@ -29,14 +29,15 @@ demo: $(VENV)/.local
 	$(BIN)/stagectl apply --tracking-uri $(DEMO_URI)
 	$(BIN)/stagectl plan --tracking-uri $(DEMO_URI) --detailed-exitcode
 
-# The end-to-end tests and the benchmark also run mlflow on PostgreSQL, and the lease tests skew clocks with
-# libfaketime: Debian's packages, when missing.
+# The end-to-end tests and the benchmark also run mlflow on PostgreSQL, the lease tests skew clocks with
+# libfaketime, and the propose workflow's script uses jq (as GitHub's runners have it): Debian's packages,
+# when missing.
 packages:
 	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; } \
-		&& ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || { \
-		echo "Installing Debian's postgresql and faketime packages"; \
+		&& ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 || { \
+		echo "Installing Debian's postgresql, faketime and jq packages"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql faketime >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql faketime jq >/dev/null; }
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check controller tests bench

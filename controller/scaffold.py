@@ -12,7 +12,7 @@ from . import __version__
 from .errors import ConfigError, Problem
 
 REPOSITORY = "stagectl/stagectl"  # where the action and the pre-commit hook are published
-WORKFLOWS = ("stagectl-pr.yml", "stagectl-reconcile.yml")
+WORKFLOWS = ("stagectl-pr.yml", "stagectl-reconcile.yml", "stagectl-propose.yml")
 PRE_COMMIT = ".pre-commit-config.yaml"
 # What the generated files may name, as written into YAML, shell and path filters without quoting.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")

@@ -143,3 +143,60 @@ def fake_gh(folder: Path, comments: list[dict[str, Any]] | None = None) -> Path:
     gh.write_text(FAKE_GH.format(python=sys.executable, store=str(folder / "comments.json")))
     gh.chmod(0o755)
     return folder
+
+
+FAKE_PR_GH = r'''#!{python}
+"""gh, as far as the propose workflow uses it: pull requests by head branch, kept in a JSON file."""
+import json, pathlib, subprocess, sys
+store = pathlib.Path({store!r})
+pulls = json.loads(store.read_text()) if store.exists() else []
+args = sys.argv[1:]
+with open({store!r} + ".calls", "a") as fh:
+    fh.write(json.dumps(args) + "\n")
+def option(name):
+    return args[args.index(name) + 1] if name in args else None
+assert args[:2] in (["pr", "list"], ["pr", "create"], ["pr", "edit"]), args
+assert option("--repo"), args
+if args[1] == "list":
+    state = option("--state")
+    found = [p for p in pulls if p["headRefName"] == option("--head") and p["state"].lower() == state]
+    fields = option("--json").split(",")
+    out = json.dumps([{{f: p[f] for f in fields}} for p in found])
+    if option("--jq"):
+        out = subprocess.run(["jq", "-r", option("--jq")], input=out, capture_output=True, text=True, check=True).stdout
+        sys.stdout.write(out)
+    else:
+        print(out)
+    sys.exit(0)
+body = pathlib.Path(option("--body-file")).read_text()
+if args[1] == "create":
+    pulls.append({{"number": len(pulls) + 1, "headRefName": option("--head"), "baseRefName": option("--base"),
+                  "title": option("--title"), "body": body, "state": "OPEN", "mergedAt": None}})
+else:
+    pull = next(p for p in pulls if p["number"] == int(args[2]))
+    pull.update(title=option("--title"), body=body)
+store.write_text(json.dumps(pulls))
+'''
+
+
+def fake_pr_gh(folder: Path) -> Path:
+    """A `gh` that keeps a repository's pull requests in folder/pulls.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gh = folder / "gh"
+    gh.write_text(FAKE_PR_GH.format(python=sys.executable, store=str(folder / "pulls.json")))
+    gh.chmod(0o755)
+    return folder
+
+
+def run_workflow_step(workflow: Path, job: str, name: str, *, cwd: Path, env: dict[str, str],
+                      context: dict[str, Any], path: list[Path]) -> subprocess.CompletedProcess[str]:
+    """One `run:` step of a workflow's job, as a runner runs it: its env filled from `context`, bash -eo pipefail."""
+    steps = {s.get("name"): s for s in yaml.safe_load(workflow.read_text())["jobs"][job]["steps"]}
+    step = steps[name]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "STAGECTL_", "GITHUB_"))}
+    step_env = {**base, **env, **{k: _fill(str(v), context) for k, v in step.get("env", {}).items()},
+                "PATH": os.pathsep.join([*map(str, path), base.get("PATH", "")])}
+    script = cwd.parent / f"{job}-step.sh"
+    script.write_text(_fill(step["run"], context))
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=cwd, env=step_env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

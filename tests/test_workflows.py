@@ -25,8 +25,9 @@ def load(path: Path) -> dict:  # type: ignore[type-arg]
     return data
 
 
-def test_the_three_workflows_exist() -> None:
-    assert [p.name for p in WORKFLOWS] == ["ci.yml", "stagectl-pr.yml", "stagectl-reconcile.yml"]
+def test_the_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOWS] == ["ci.yml", "stagectl-pr.yml", "stagectl-propose.yml",
+                                           "stagectl-reconcile.yml"]
 
 
 def test_zizmor_finds_nothing_even_as_an_auditor() -> None:
@@ -113,7 +114,8 @@ def test_reconcile_never_cancels_and_skips_superseded_runs() -> None:
 
 
 @pytest.mark.parametrize(("workflow", "job"), [
-    ("stagectl-reconcile.yml", "apply"), ("stagectl-reconcile.yml", "propose"), ("stagectl-pr.yml", "plan")])
+    ("stagectl-reconcile.yml", "apply"), ("stagectl-reconcile.yml", "propose"), ("stagectl-pr.yml", "plan"),
+    ("stagectl-propose.yml", "propose")])
 def test_jobs_that_read_the_files_history_check_all_of_it_out(workflow: str, job: str) -> None:
     """apply and drift read the stages file's history (provenance, promote_from, what was last applied) and
     plan --base the base branch: a depth-1 checkout, actions/checkout's default, has neither."""
@@ -131,6 +133,19 @@ def test_scheduled_proposals_keep_one_branch_and_one_pull_request() -> None:
     assert "git push --force" in step["run"]
     assert 'gh pr list --repo "$REPO" --head "$branch" --state open' in step["run"]
     assert step["run"].index("gh pr list") < step["run"].index("gh pr create")
+
+
+def test_promotions_are_proposed_on_schedule_by_hand_and_on_registry_events_never_writing_the_registry() -> None:
+    workflow = load(ROOT / ".github/workflows/stagectl-propose.yml")
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch", "repository_dispatch"}
+    assert workflow["on"]["repository_dispatch"] == {"types": ["stagectl-propose"]}
+    assert workflow["concurrency"] == {"group": "stagectl-propose", "cancel-in-progress": False}
+    job = workflow["jobs"]["propose"]
+    assert job["environment"] == "mlflow-plan"  # read-only registry credentials
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    steps = {s.get("name"): s for s in job["steps"]}
+    assert steps["Propose"]["with"] == {"command": "propose", "file": "stages.yaml"}
+    assert steps["Propose"]["env"]["MLFLOW_TRACKING_USERNAME"] == "${{ secrets.MLFLOW_PLAN_USERNAME }}"
 
 
 def test_pre_commit_hook_validates_stages_files() -> None:
@@ -175,8 +190,9 @@ def test_offline_commands_never_import_mlflow(args: list[str], tmp_path: Path) -
 def test_init_for_a_stages_file_in_a_folder_points_everything_at_it() -> None:
     pin = scaffold.Pin("a" * 40, "v9.9.9")
     found = {f.path: f.text for f in scaffold.files("deploy/stages.yaml", "x", "acme/stagectl", pin, "{}")}
-    assert sorted(found) == [".github/workflows/stagectl-pr.yml", ".github/workflows/stagectl-reconcile.yml",
-                             ".pre-commit-config.yaml", "deploy/schemas/stages.schema.json", "deploy/stages.yaml"]
+    assert sorted(found) == [".github/workflows/stagectl-pr.yml", ".github/workflows/stagectl-propose.yml",
+                             ".github/workflows/stagectl-reconcile.yml", ".pre-commit-config.yaml",
+                             "deploy/schemas/stages.schema.json", "deploy/stages.yaml"]
     for name in scaffold.WORKFLOWS:
         text = found[f".github/workflows/{name}"]
         assert "@FILE@" not in text and "@ACTION@" not in text
@@ -186,6 +202,7 @@ def test_init_for_a_stages_file_in_a_folder_points_everything_at_it() -> None:
             for step in job["steps"]:
                 if step.get("uses", "").startswith("acme/"):
                     assert step["uses"] == f"acme/stagectl@{'a' * 40}" and step["with"]["file"] == "deploy/stages.yaml"
-        paths = workflow["on"].get("pull_request", workflow["on"].get("push", {})).get("paths")
-        assert paths == ["deploy/stages.yaml"]
+        if name != "stagectl-propose.yml":  # proposals follow the registry, not pushes to the file
+            paths = workflow["on"].get("pull_request", workflow["on"].get("push", {})).get("paths")
+            assert paths == ["deploy/stages.yaml"]
     assert f"rev: {'a' * 40}  # v9.9.9" in found[".pre-commit-config.yaml"]

@@ -108,7 +108,9 @@ def data(report: Report) -> dict[str, Any]:
                             "detail": ch.detail} for ch in p.checks],
                 "steps": [json_report.step_data(s) for s in p.plan.steps]}
 
+    written = sum(1 for p in report.proposed if p.status in (Status.CREATED, Status.UPDATED))
     return {**json_report.header(), "tracking_uri": report.tracking_uri, "dry_run": report.dry_run,
+            "changes": written,
             "proposals": [{**one(p), "body": p.body} for p in report.proposed],
             "held_back": [one(p) for p in report.held_back],
             "unreadable": [{"model": m, "reason": why} for m, why in report.unreadable]}

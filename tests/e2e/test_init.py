@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 WRITTEN = ["stages.yaml", "schemas/stages.schema.json", ".github/workflows/stagectl-pr.yml",
-           ".github/workflows/stagectl-reconcile.yml", ".pre-commit-config.yaml"]
+           ".github/workflows/stagectl-propose.yml", ".github/workflows/stagectl-reconcile.yml",
+           ".pre-commit-config.yaml"]
 
 
 def _tree(repo: Path) -> dict[str, bytes]:

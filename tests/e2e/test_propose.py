@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 
 from tests import seed
-from tests.conftest import Server
+from tests.actions import fake_pr_gh, run_workflow_step
+from tests.conftest import ROOT, Server
 from tests.e2e.helpers import skewed, stagectl
 from tests.faultproxy import FaultProxy, writes
 from tests.gitrepo import commit_file, git, make_repo
@@ -160,3 +161,78 @@ def test_each_gate_holds_a_production_proposal_back_and_nothing_qualifying_makes
     dry = stagectl("propose", *uri, "--dry-run", cwd=repo)
     assert dry.returncode == 0 and "(would be created)" in dry.stdout
     assert git(repo, "branch", "--list", "stagectl/*") == ""
+
+
+def test_the_propose_workflow_pushes_each_proposal_and_keeps_one_pull_request_per_branch(
+        tmp_path: Path, mlflow_server: Server, unique: str) -> None:
+    """The workflow's own script, run as a runner runs it, after stagectl propose in a fresh clone each time
+    (as CI checks out): pushes go to a local origin (git's insteadOf stands in for GitHub), gh keeps the
+    pull requests."""
+    name = f"{unique}-workflow"
+    _register(mlflow_server, name, [0.93])
+    origin = tmp_path / "origin.git"
+    seed_repo = make_repo(tmp_path / "seed")
+    policy = "    policy: {propose: [staging]}\n"
+    commit_file(seed_repo, f"apiVersion: stagectl/v1\nmodels:\n  {name}:\n    production: 1\n{policy}", "Serve v1")
+    git(tmp_path, "clone", "-q", "--bare", str(seed_repo), str(origin))
+    gh = fake_pr_gh(tmp_path / "gh")
+    pulls = tmp_path / "gh" / "pulls.json"
+    token = "ghs_workflow_token_5521"
+    context = {"github": {"token": token, "repository": "acme/ml-deploy", "server_url": "https://github.com",
+                          "ref_name": "main"}}
+    runs = iter(range(100))
+
+    def scheduled_run() -> dict[str, object]:
+        work = tmp_path / f"run-{next(runs)}" / "work"
+        git(tmp_path, "clone", "-q", str(origin), str(work))  # fetch-depth 0: every branch, as origin/...
+        git(work, "config", "user.name", "stagectl")
+        git(work, "config", "user.email", "stagectl@users.noreply.github.com")
+        git(work, "config", f"url.{origin}.insteadOf", f"https://x-access-token:{token}@github.com/acme/ml-deploy.git")
+        found = stagectl("propose", "--tracking-uri", mlflow_server.uri, "--json-report", str(work.parent / "r.json"),
+                         cwd=work)
+        assert found.returncode == 0, found.stdout + found.stderr
+        step = run_workflow_step(ROOT / ".github/workflows/stagectl-propose.yml", "propose",
+                                 "Push the proposals and open their pull requests", cwd=work,
+                                 env={"RUNNER_TEMP": str(work.parent)},
+                                 context={**context, "steps": {"propose": {"outputs": {
+                                     "report": str(work.parent / "r.json")}}}}, path=[gh])
+        assert step.returncode == 0, step.stdout + step.stderr
+        assert token not in step.stdout + step.stderr
+        return json.loads((work.parent / "r.json").read_text())
+
+    def branch_file() -> str:
+        return git(origin, "show", f"{propose_branch}:stages.yaml")
+
+    _register(mlflow_server, name, [0.94], create=False)  # v2: proposed for staging
+    first = scheduled_run()
+    (proposal,) = first["proposals"]
+    propose_branch = proposal["branch"]
+    assert "staging: 2" in branch_file()
+    (pull,) = json.loads(pulls.read_text())
+    assert (pull["headRefName"], pull["baseRefName"], pull["title"]) == (
+        propose_branch, "main", f"Promote {name} version 2 to staging")
+    assert pull["body"].rstrip("\n") == proposal["body"].rstrip("\n")
+
+    # Nothing new: the branch on origin already proposes it; nothing is pushed, no pull request is added.
+    tip = git(origin, "rev-parse", propose_branch)
+    assert scheduled_run()["proposals"][0]["status"] == "unchanged"
+    assert git(origin, "rev-parse", propose_branch) == tip and len(json.loads(pulls.read_text())) == 1
+
+    # A newer version: the same branch is force-pushed and the open pull request is updated, not duplicated.
+    _register(mlflow_server, name, [0.95], create=False)  # v3
+    assert scheduled_run()["proposals"][0]["status"] == "updated"
+    assert "staging: 3" in branch_file()
+    (pull,) = json.loads(pulls.read_text())
+    assert pull["title"] == f"Promote {name} version 3 to staging" and "version 3" in pull["body"]
+
+    # A person declines it (closes it unmerged) and the branch goes: the same proposal is not opened again...
+    pull.update(state="CLOSED")
+    pulls.write_text(json.dumps([pull]))
+    git(origin, "branch", "-D", propose_branch)
+    assert scheduled_run()["proposals"][0]["status"] == "created"
+    assert len(json.loads(pulls.read_text())) == 1
+    # ...but a newer version is.
+    _register(mlflow_server, name, [0.96], create=False)  # v4
+    scheduled_run()
+    assert [p["title"] for p in json.loads(pulls.read_text())] == [
+        f"Promote {name} version 3 to staging", f"Promote {name} version 4 to staging"]
