@@ -357,6 +357,53 @@ def propose(
                            _output())
 
 
+webhook_app = typer.Typer(
+    help="Receive MLflow's registry webhooks (MLflow 3.3 and later): a new version starts a proposal at once, an "
+         "alias changed outside stagectl a drift report. Webhooks are hints: keep the scheduled runs.",
+    no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(webhook_app, name="webhook")
+SecretEnvOption = Annotated[
+    str, typer.Option("--secret-env", help="The environment variable that holds the webhook's secret (never the "
+                                           "secret itself: a command line is visible to every user of the machine).")
+]
+
+
+@webhook_app.command("serve")
+def webhook_serve(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")],
+    secret_env: SecretEnvOption,
+    push: Annotated[
+        str | None, typer.Option("--push", help="Push each new or updated proposal branch to this git remote "
+                                                "(and bring the checkout up to date from it first).",
+                                 show_default=False)
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    file: FileOption = Path("stages.yaml"),
+    tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
+) -> int:
+    """Receive deliveries at POST /: verify their signature and freshness, then run propose for new versions
+    and tags (in the checkout that holds the file), and a drift report for alias changes."""
+    from .commands.webhook import serve
+
+    return serve(port, host, secret_env, push, file, uris.Given(tracking_uri, registry_uri), _output())
+
+
+@webhook_app.command("register")
+def webhook_register(
+    url: Annotated[str, typer.Option("--url", help="Where webhook serve listens, as the registry reaches it.")],
+    secret_env: SecretEnvOption,
+    name: Annotated[str, typer.Option("--name", help="The webhook's name; one of that name is updated.")] = "stagectl",
+    file: FileOption = Path("stages.yaml"),
+    tracking_uri: UriOption = None,
+    registry_uri: RegistryOption = None,
+) -> int:
+    """Create (or update) the registry's webhook for the events webhook serve acts on, signed with the secret."""
+    from .commands.webhook import register
+
+    return register(url, secret_env, name, file, uris.Given(tracking_uri, registry_uri), _output())
+
+
 @app.command()
 def resolve(
     model: Annotated[str, typer.Argument(help="The registered model.")],
@@ -513,10 +560,12 @@ def _only_the_command(args: list[str]) -> typer.Typer:
     name = next((arg for arg in args if not arg.startswith("-")), None)  # the app's own options take no value
     chosen = [c for c in app.registered_commands
               if c.callback and name == (c.name or typer.main.get_command_name(c.callback.__name__))]
-    if not chosen:
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not chosen and not groups:
         return app  # no command, or an unknown one: the whole app, for its help and its suggestions
     only = copy.copy(app)
     only.registered_commands = chosen
+    only.registered_groups = groups
     return only
 
 

@@ -226,12 +226,12 @@ class Checkout:
         return self.head()
 
 
-    def proposal_text(self, branch: str) -> str | None:
-        """The file as a proposal branch has it: the local branch, else origin's as last fetched (a CI checkout
-        has only that); None when neither exists."""
+    def proposal_text(self, branch: str, remote: str = "origin") -> str | None:
+        """The file as a proposal branch has it: the local branch, else the remote's as last fetched (a CI
+        checkout has only that); None when neither exists."""
         import git
 
-        for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"):
+        for ref in (f"refs/heads/{branch}", f"refs/remotes/{remote}/{branch}"):
             try:
                 tip = self._repo.commit(ref)
             except (git.BadName, ValueError, git.GitCommandError):
@@ -273,6 +273,41 @@ class Checkout:
                 raise GitError(f"could not commit the proposal on branch '{branch}': {detail.splitlines()[-1]}") \
                     from None
         return _commit(self._repo.commit(sha))
+
+
+    def push(self, remote: str, branch: str) -> None:
+        """Force-push a proposal branch: a newer proposal replaces the older one on the remote too."""
+        import git
+
+        _check_remote_name(remote)
+        try:
+            self._repo.git.push("--force", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}",
+                                env={"GIT_TERMINAL_PROMPT": "0"})
+        except git.GitCommandError as e:
+            detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
+            raise GitError(f"could not push '{branch}' to '{remote}': {detail.splitlines()[-1]}") from None
+
+    def sync(self, remote: str) -> str | None:
+        """Fast-forward the branch checked out to the remote's, so that proposals start from what is merged
+        there; a reason when it cannot (the checkout is left as it is)."""
+        import git
+
+        _check_remote_name(remote)
+        branch = self.current_branch()
+        if branch is None:
+            return "the checkout is on a detached HEAD"
+        try:
+            self._repo.git.fetch("--quiet", remote, env={"GIT_TERMINAL_PROMPT": "0"})
+            self._repo.git.merge("--ff-only", "--quiet", f"refs/remotes/{remote}/{branch}")
+        except git.GitCommandError as e:
+            detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
+            return detail.splitlines()[-1]
+        return None
+
+
+def _check_remote_name(remote: str) -> None:
+    if not remote or remote.startswith("-"):
+        raise GitError(f"'{remote}' is not a git remote's name (see git remote -v)")
 
 
 def _check_branch_name(repo: object, branch: str) -> None:

@@ -12,7 +12,7 @@ import socket
 import time
 import urllib.request
 import warnings
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -281,6 +281,27 @@ class Registry:
 
         with ThreadPoolExecutor(max_workers=_PARALLEL_READS if self.parallel_writes else 1) as pool:
             return dict(pool.map(one, sorted(run_ids)))
+
+    def register_webhook(self, name: str, url: str, events: Sequence[str], secret: str,
+                         description: str) -> tuple[str, bool]:
+        """Create the webhook, or update the one of that name (url, events, secret, active): (its id, created)."""
+        from mlflow.entities.webhook import WebhookEvent, WebhookStatus
+
+        wanted = [WebhookEvent.from_str(e) for e in events]  # type: ignore[arg-type]  # checked by the server
+        same = next((w for w in self._webhooks() if w.name == name), None)
+        if same is not None:
+            self._call(lambda: self._client.update_webhook(same.webhook_id, url=url, events=wanted, secret=secret,
+                                                           description=description, status=WebhookStatus.ACTIVE))
+            return str(same.webhook_id), False
+        made = self._call(lambda: self._client.create_webhook(name=name, url=url, events=wanted, secret=secret,
+                                                              description=description))
+        return str(made.webhook_id), True
+
+    def _webhooks(self) -> list[Any]:
+        found: list[Any] = []
+        for page in self._pages(lambda token: self._client.list_webhooks(page_token=token)):
+            found += list(page)
+        return found
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:
         """Move a version; returns the stage the server reports for it afterwards."""

@@ -70,11 +70,13 @@ def server_venv(version: str) -> Path:
 
 
 def start_server(workdir: Path, backend_uri: str | None = None, extra_args: tuple[str, ...] = (),
-                 bin_dir: Path | None = None) -> Server:
-    """`mlflow server` on a free loopback port; from `bin_dir` (an older release's venv) when given."""
+                 bin_dir: Path | None = None, env: dict[str, str] | None = None) -> Server:
+    """`mlflow server` on a free loopback port; from `bin_dir` (an older release's venv) when given; `env` adds
+    to its environment."""
     port = free_port()
     backend = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+           **(env or {})}
     if bin_dir is not None:
         env.pop("PYTHONPATH", None)  # the server's own venv, nothing of ours
     log = workdir / "server.log"
