@@ -18,6 +18,9 @@ class Evidence:
 
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # run id → its metrics
     now_ms: int = 0
+    # model → version → (since when, by which commit) the file's git history has declared it in staging, without
+    # a break up to now; read only when a soak check has no entry recorded by stagectl to count from.
+    declared_staging: Mapping[str, Mapping[str, tuple[int, str]]] | None = None
 
 
 def staged_at(now_ms: int) -> str:
@@ -116,6 +119,11 @@ def soak_check(want: DesiredModel, have: LiveModel, version: str, evidence: Evid
             source = f"in staging since {recorded} (recorded by stagectl)"
         except ValueError:
             return Check("soak", want.name, version, False, f"{STAGED_TAG} is {recorded!r}, not a time")
+    elif lifecycle.in_staging(have, version, want.lifecycle) and \
+            version in (evidence.declared_staging or {}).get(want.name, {}):
+        since, commit = (evidence.declared_staging or {})[want.name][version]
+        source = (f"in staging since {staged_at(since)} (declared there by commit {commit[:7]}, in the file's git "
+                  "history: stagectl did not record its entry)")
     elif lifecycle.in_staging(have, version, want.lifecycle):
         since = live.updated_ms
         source = (f"in staging since {staged_at(since)} at the latest (the registry's last update: stagectl did not "

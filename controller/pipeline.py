@@ -9,6 +9,7 @@ import difflib
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,7 +128,39 @@ def checked_plan(state: DesiredState, live: LiveState, registry: Registry, *, fi
         result = planned(staged.known)
     if staged.known is None and any(c.gate == "promote_from" and not c.ok for c in result.checks):
         result = planned(staged.get())
+    unrecorded = {c.model for c in result.checks if c.gate == "soak" and not c.ok and c.model and c.version
+                  and gates.STAGED_TAG not in live.models[c.model].versions[c.version].tags}
+    if unrecorded and found.declared_staging is None:  # the file's history may know when they were staged
+        found = dataclasses.replace(found, declared_staging=declared_staging(file, unrecorded))
+        result = planned(staged.known)
     return result
+
+
+def declared_staging(file: Path, models: Collection[str]) -> dict[str, dict[str, tuple[int, str]]]:
+    """Since when each version was last declared in staging without a break, by the file's git history; empty
+    when there is no history to read (outside git, or a shallow clone that cannot be deepened)."""
+    checkout = Checkout.find(file)
+    if checkout is None:
+        return {}
+    try:
+        revisions = history(checkout, "the soak gate")
+    except GitError:
+        return {}
+    found: dict[str, dict[str, tuple[int, str]]] = {}
+    started: set[tuple[str, str]] = set()
+    ended: set[tuple[str, str]] = set()
+    # Newest first: from the newest commit that declares a version in staging (a pull request's own commit may
+    # already have moved it on), back to the commit that put it there.
+    for revision in revisions:
+        after = {m.name: m for m in revision.after.models} if revision.after else {}
+        when = int(datetime.fromisoformat(revision.commit.date).timestamp() * 1000)
+        for name in models:
+            declared = {(name, v) for v in (after[name].staging or ())} if name in after else set()
+            ended |= {key for key in started - declared if key[0] == name}
+            for key in declared - ended:
+                started.add(key)
+                found.setdefault(name, {})[key[1]] = (when, revision.commit.sha)
+    return found
 
 
 def read_evidence(models: Iterable[DesiredModel], live: LiveState, registry: Registry) -> gates.Evidence:

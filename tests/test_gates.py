@@ -71,3 +71,14 @@ def test_soak_without_a_recorded_entry_says_what_it_counts_from() -> None:
     assert found == [("soak", True, "in staging since 1970-01-11T00:00:00Z at the latest (the registry's last "
                                     "update: stagectl did not record its entry): 2h of 1h")]
     assert checks(model({1: P, 2: N}), 2, Policy(soak=60), {}, now_ms=DAY_MS)[0][:2] == ("soak", False)
+
+
+def test_soak_without_a_recorded_entry_counts_from_the_git_history_when_it_has_one() -> None:
+    # A tag written today moved the last update; the file has declared v2 in staging for three days.
+    have = model({1: P, 2: S}, updated_ms=10 * DAY_MS)
+    mine = dataclasses.replace(want(production=[2]), policy=Policy(soak=86_400))
+    evidence = gates.Evidence(now_ms=10 * DAY_MS + 60_000, declared_staging={"m": {"2": (7 * DAY_MS, "abc1234def")}})
+    (check,) = planner.plan(desired(mine), live(have), "uri", evidence=evidence).checks
+    assert (check.ok, check.detail) == (True, "in staging since 1970-01-08T00:00:00Z (declared there by commit "
+                                              "abc1234, in the file's git history: stagectl did not record its "
+                                              "entry): 3d 1m of 1d")

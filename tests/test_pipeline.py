@@ -9,8 +9,9 @@ import pytest
 from controller import desired, planner
 from controller.errors import ConfigError
 from controller.model import LiveState
-from controller.pipeline import refuse_misread_saved_plan, select
+from controller.pipeline import declared_staging, refuse_misread_saved_plan, select
 from tests.factories import A, P, S, live_model
+from tests.gitrepo import commit_file, make_repo
 
 FILE = desired.parse("""\
 apiVersion: stagectl/v1
@@ -60,3 +61,29 @@ def test_apply_with_a_model_name_where_a_saved_plan_goes_points_at_model(tmp_pat
     refuse_misread_saved_plan(Path("other"), stages, [])  # not a model: the saved plan's own error follows
     with pytest.raises(ConfigError, match="--model cannot limit a saved plan"):
         refuse_misread_saved_plan(stages, stages, ["fraud-detector"])
+
+
+def test_the_history_says_since_when_a_version_has_been_declared_in_staging(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path / "repo")
+
+    def at(day: int, staging: str, production: int = 1) -> str:
+        monkeypatch.setenv("GIT_AUTHOR_DATE", f"2026-11-{day:02d}T12:00:00+00:00")
+        return commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  m: {{production: {production}, "
+                                 f"staging: {staging}}}\n", f"day {day}")
+
+    at(1, "[2]")
+    at(3, "[]")  # v2 left staging: its earlier time there does not count
+    since = at(5, "[2]")
+    at(6, "[2, 3]")
+    at(7, "[3]", production=2)  # a pull request's commit promotes v2: the run before it counts
+    found = declared_staging(repo / "stages.yaml", ["m"])
+    assert found["m"]["2"] == (_ms("2026-11-05T12:00:00+00:00"), since)
+    assert found["m"]["3"][0] == _ms("2026-11-06T12:00:00+00:00")
+    assert declared_staging(tmp_path / "elsewhere" / "stages.yaml", ["m"]) == {}
+
+
+def _ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
