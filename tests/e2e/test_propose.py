@@ -217,6 +217,11 @@ def test_the_propose_workflow_pushes_each_proposal_and_keeps_one_pull_request_pe
     tip = git(origin, "rev-parse", propose_branch)
     assert scheduled_run()["proposals"][0]["status"] == "unchanged"
     assert git(origin, "rev-parse", propose_branch) == tip and len(json.loads(pulls.read_text())) == 1
+    # A branch already on origin without a pull request (webhook serve pushed it): one is opened for it.
+    pulls.write_text("[]")
+    assert scheduled_run()["proposals"][0]["status"] == "unchanged"
+    assert [p["title"] for p in json.loads(pulls.read_text())] == [f"Promote {name} version 2 to staging"]
+    assert git(origin, "rev-parse", propose_branch) == tip
 
     # A newer version: the same branch is force-pushed and the open pull request is updated, not duplicated.
     _register(mlflow_server, name, [0.95], create=False)  # v3
