@@ -164,10 +164,11 @@ def test_each_gate_holds_a_production_proposal_back_and_nothing_qualifying_makes
 
 
 def test_the_propose_workflow_pushes_each_proposal_and_keeps_one_pull_request_per_branch(
-        tmp_path: Path, mlflow_server: Server, unique: str) -> None:
+        tmp_path: Path, second_server: Server, unique: str) -> None:
     """The workflow's own script, run as a runner runs it, after stagectl propose in a fresh clone each time
     (as CI checks out): pushes go to a local origin (git's insteadOf stands in for GitHub), gh keeps the
-    pull requests."""
+    pull requests. One backend: what is under test is git and the script."""
+    mlflow_server = second_server
     name = f"{unique}-workflow"
     _register(mlflow_server, name, [0.93])
     origin = tmp_path / "origin.git"
