@@ -122,7 +122,7 @@ def test_new_versions_and_ready_staging_versions_become_branches_and_newer_candi
 
 
 def test_each_gate_holds_a_production_proposal_back_and_nothing_qualifying_makes_no_branch(
-        tmp_path: Path, mlflow_server: Server, unique: str) -> None:
+        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
     name = f"{unique}-gated"
     _register(mlflow_server, name, [0.93, 0.90])  # v2 fails the metric gate
     repo = make_repo(tmp_path / "repo")
@@ -161,6 +161,17 @@ def test_each_gate_holds_a_production_proposal_back_and_nothing_qualifying_makes
     dry = stagectl("propose", *uri, "--dry-run", cwd=repo)
     assert dry.returncode == 0 and "(would be created)" in dry.stdout
     assert git(repo, "branch", "--list", "stagectl/*") == ""
+
+    # Metrics and soak pass, but v3 lacks the tag the policy requires: held back; once tagged, proposed.
+    tagged = policy.replace("soak: 24h", "soak: 1s").replace(
+        "      propose:", "      require_tags: {validation: passed}\n      propose:")
+    commit_file(repo, _file(name, 1, 3, tagged), "Require validation")
+    untagged = json.loads(stagectl("propose", *uri, "--format", "json", cwd=repo).stdout)
+    assert [(p["version"], p["reasons"]) for p in untagged["held_back"]] == [
+        ("3", ["require_tags: missing validation=passed"])] and untagged["proposals"] == []
+    registry.set_model_version_tag(name, "3", "validation", "passed")
+    passed = json.loads(stagectl("propose", *uri, "--format", "json", cwd=repo).stdout)
+    assert [(p["version"], p["stage"], p["status"]) for p in passed["proposals"]] == [("3", "production", "created")]
 
 
 def test_the_propose_workflow_pushes_each_proposal_and_keeps_one_pull_request_per_branch(
