@@ -23,6 +23,7 @@ class Commit:
     author: str
     date: str  # ISO 8601, the author date
     subject: str
+    committed: str = ""  # ISO 8601, the committer date: when it was merged or rebased, not when first written
 
 
 OUTSIDE_GIT = "none (applied outside git with --allow-dirty)"
@@ -275,17 +276,27 @@ class Checkout:
         return _commit(self._repo.commit(sha))
 
 
-    def push(self, remote: str, branch: str) -> None:
-        """Force-push a proposal branch: a newer proposal replaces the older one on the remote too."""
+    def push(self, remote: str, branch: str) -> bool:
+        """Send a proposal branch to `remote` when it differs from the remote's copy as last fetched; whether it
+        was sent. It replaces the remote's copy only if that is still the one last fetched (a lease): another
+        writer's newer proposal is never overwritten."""
         import git
 
         _check_remote_name(remote)
+        mine = self._repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
+                                        with_exceptions=False).strip()
+        theirs = self._repo.git.rev_parse("--verify", "--quiet", f"refs/remotes/{remote}/{branch}^{{commit}}",
+                                          with_exceptions=False).strip()
+        if not mine or mine == theirs:
+            return False
         try:
-            self._repo.git.push("--force", "--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}",
-                                env={"GIT_TERMINAL_PROMPT": "0"})
+            self._repo.git.push("--quiet", f"--force-with-lease=refs/heads/{branch}:{theirs}", remote,
+                                f"refs/heads/{branch}:refs/heads/{branch}", env={"GIT_TERMINAL_PROMPT": "0"})
+            self._repo.git.update_ref(f"refs/remotes/{remote}/{branch}", mine)  # as a fetch would record it
         except git.GitCommandError as e:
             detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
             raise GitError(f"could not push '{branch}' to '{remote}': {detail.splitlines()[-1]}") from None
+        return True
 
     def sync(self, remote: str) -> str | None:
         """Fast-forward the branch checked out to the remote's, so that proposals start from what is merged
@@ -374,7 +385,8 @@ def _commit(c: object) -> Commit:
     author = c.author  # type: ignore[attr-defined]
     date: str = c.authored_datetime.isoformat()  # type: ignore[attr-defined]
     subject = str(c.message).splitlines()[0] if c.message else ""  # type: ignore[attr-defined]
-    return Commit(sha=sha, author=f"{author.name} <{author.email}>", date=date, subject=subject)
+    committed: str = c.committed_datetime.isoformat()  # type: ignore[attr-defined]
+    return Commit(sha=sha, author=f"{author.name} <{author.email}>", date=date, subject=subject, committed=committed)
 
 
 def _text_at(commit: object, path: str) -> str | None:

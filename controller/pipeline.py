@@ -149,15 +149,18 @@ def declared_staging(file: Path, models: Collection[str]) -> dict[str, dict[str,
     found: dict[str, dict[str, tuple[int, str]]] = {}
     started: set[tuple[str, str]] = set()
     ended: set[tuple[str, str]] = set()
-    # Newest first: from the newest commit that declares a version in staging (a pull request's own commit may
-    # already have moved it on), back to the commit that put it there.
-    for revision in revisions:
+    # Newest first, from the file as it is (or as it was one commit before: a pull request's own commit may
+    # have moved the version on) back to the commit that put it there. The committer date: when the change was
+    # merged, which a pull request's author does not choose.
+    for n, revision in enumerate(revisions):
         after = {m.name: m for m in revision.after.models} if revision.after else {}
-        when = int(datetime.fromisoformat(revision.commit.date).timestamp() * 1000)
+        when = int(datetime.fromisoformat(revision.commit.committed or revision.commit.date).timestamp() * 1000)
         for name in models:
             declared = {(name, v) for v in (after[name].staging or ())} if name in after else set()
             ended |= {key for key in started - declared if key[0] == name}
             for key in declared - ended:
+                if n > 1 and key not in started:
+                    continue  # declared in staging long ago, not now: its time there then does not count
                 started.add(key)
                 found.setdefault(name, {})[key[1]] = (when, revision.commit.sha)
     return found
@@ -209,6 +212,11 @@ class Revision:
 
 
 _histories: dict[Path, tuple[Revision, ...]] = {}
+
+
+def forget_history() -> None:
+    """For a process that runs the pipeline again after the checkout moved (webhook serve)."""
+    _histories.clear()
 
 
 def history(checkout: Checkout, needed_for: str) -> tuple[Revision, ...]:

@@ -14,6 +14,7 @@ from .model import Check, DesiredModel, LiveModel, Plan, Stage, version_key
 
 BRANCH_PREFIX = "stagectl/promote"
 _BRANCH_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HASHED = re.compile(r"-[0-9a-f]{8}$")
 
 
 class Status(enum.StrEnum):
@@ -33,14 +34,16 @@ def candidates(want: DesiredModel, have: LiveModel) -> list[Candidate]:
     """The promotions the model's policy asks stagectl to propose, best first.
 
     staging: the newest READY version newer than every version the file names for the model (a version the
-    file already names has been decided on by a person). production: the versions in staging (as the file
-    declares it, else as the registry has it) newer than every version declared in production, newest first;
-    the first that passes every gate is the one proposed.
+    file already names has been decided on by a person) and every version serving now. production: the versions
+    in staging (as the file declares it, else as the registry has it) newer than every version in production,
+    declared or serving, newest first; the first that passes every gate is the one proposed. Never backwards.
     """
     wanted = want.policy.propose or frozenset()
     found = []
+    serving = lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle) | \
+        lifecycle.versions_in(have, Stage.STAGING, want.lifecycle)
     if "staging" in wanted:
-        named = set(want.archived).union(want.aliases.values(), *want.declared().values())
+        named = set(want.archived).union(want.aliases.values(), *want.declared().values()) | serving
         floor = max((version_key(v) for v in named), default=0)
         fresh = [v for v, lv in have.versions.items() if lv.status == "READY" and version_key(v) > floor]
         if fresh:
@@ -48,7 +51,8 @@ def candidates(want: DesiredModel, have: LiveModel) -> list[Candidate]:
     if "production" in wanted:
         staging = want.staging if want.staging is not None else \
             lifecycle.versions_in(have, Stage.STAGING, want.lifecycle)
-        floor = max((version_key(v) for v in want.production or ()), default=0)
+        production = set(want.production or ()) | lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle)
+        floor = max((version_key(v) for v in production), default=0)
         ready = [v for v in staging if v in have.versions and have.versions[v].status == "READY"]
         found += [Candidate(want.name, "production", v)
                   for v in sorted(ready, key=version_key, reverse=True) if version_key(v) > floor]
@@ -61,7 +65,8 @@ def branch(model: str, stage: str) -> str:
     A name that is not plain (letters, digits, `._-`) is spelt with those, plus a short hash of the real name,
     so that no two models share a branch and no shell or URL has to quote it.
     """
-    if _BRANCH_SAFE.fullmatch(model) and ".." not in model and not model.endswith((".lock", ".")):
+    if (_BRANCH_SAFE.fullmatch(model) and ".." not in model and not model.endswith((".lock", "."))
+            and len(model) <= 100 and not _HASHED.search(model)):  # a plain name never looks like a hashed one
         part = model
     else:
         plain = re.sub(r"[^A-Za-z0-9_-]+", "-", model).strip("-") or "model"

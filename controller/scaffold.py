@@ -118,6 +118,9 @@ def next_steps(stages_path: str) -> str:
   3. pip install pre-commit && pre-commit install   (validates {stages_path} on every commit)
   4. Commit these files, push, and open a pull request that changes {stages_path}: its plan appears as a
      comment, and merging it applies the change.
+  5. Optional: let promotions propose themselves: add propose: [staging, production] under a policy, and
+     store a GitHub App or fine-grained token as the secret STAGECTL_PROPOSE_TOKEN, so that the pull
+     requests stagectl-propose.yml opens get planned too.
 """
 
 

@@ -48,8 +48,9 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
     """The delivery's id, when it is signed with the secret, fresh, and not seen before; else Refused.
 
     `seen` remembers accepted deliveries (id → timestamp) for as long as they would pass as fresh, so a
-    captured delivery cannot be played again within the tolerance either. MLflow retries a delivery only
-    after an error answer, which is never recorded here, so its retries still pass.
+    captured delivery cannot be played again within the tolerance either. MLflow retries a delivery after an
+    error answer, which is never recorded here, so its retries pass; a retry of one that was accepted (its
+    answer lost) is refused, and it was acted on already.
     """
     lower = {k.lower(): v for k, v in headers.items()}
     delivery = lower.get(DELIVERY_ID.lower(), "")
@@ -61,7 +62,7 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
         raise Refused(f"{TIMESTAMP} is not a time in seconds")
     expected = signature(secret, delivery, timestamp, body)
     # Several signatures may be sent while a secret is rotated: one that matches is enough.
-    if not any(hmac.compare_digest(given.strip(), expected) for given in signed.split()):
+    if not any(hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()) for given in signed.split()):
         raise Refused("the signature does not match: not signed with this secret, or changed on the way")
     if abs(now - int(timestamp)) > TOLERANCE:
         raise Refused(f"replayed or delayed: signed {int(now) - int(timestamp)} s ago, more than {TOLERANCE} s")

@@ -76,13 +76,15 @@ def run_action(action_dir: Path, inputs: dict[str, str], *, workspace: Path, tem
 
 
 def _fill(text: str, context: dict[str, Any]) -> str:
-    def value(match: re.Match[str]) -> str:
-        expression = match.group(1)
+    def path(expression: str) -> str:
         assert re.fullmatch(r"[\w-]+(\.[\w-]+)*", expression), f"the simulation reads only paths: {expression}"
         found: Any = context
         for part in expression.split("."):
             found = found.get(part, "") if isinstance(found, dict) else ""
         return "" if isinstance(found, dict) else str(found)
+
+    def value(match: re.Match[str]) -> str:  # a path, or `a || b`: the first that is not empty
+        return next((v for v in (path(e.strip()) for e in match.group(1).split("||")) if v), "")
 
     return EXPRESSION.sub(value, text)
 

@@ -9,7 +9,7 @@ import pytest
 from controller import desired, planner
 from controller.errors import ConfigError
 from controller.model import LiveState
-from controller.pipeline import declared_staging, refuse_misread_saved_plan, select
+from controller.pipeline import declared_staging, forget_history, refuse_misread_saved_plan, select
 from tests.factories import A, P, S, live_model
 from tests.gitrepo import commit_file, make_repo
 
@@ -68,7 +68,8 @@ def test_the_history_says_since_when_a_version_has_been_declared_in_staging(tmp_
     repo = make_repo(tmp_path / "repo")
 
     def at(day: int, staging: str, production: int = 1) -> str:
-        monkeypatch.setenv("GIT_AUTHOR_DATE", f"2026-11-{day:02d}T12:00:00+00:00")
+        monkeypatch.setenv("GIT_COMMITTER_DATE", f"2026-11-{day:02d}T12:00:00+00:00")
+        monkeypatch.setenv("GIT_AUTHOR_DATE", "2026-10-01T12:00:00+00:00")  # written long before: not counted
         return commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n  m: {{production: {production}, "
                                  f"staging: {staging}}}\n", f"day {day}")
 
@@ -81,6 +82,11 @@ def test_the_history_says_since_when_a_version_has_been_declared_in_staging(tmp_
     assert found["m"]["2"] == (_ms("2026-11-05T12:00:00+00:00"), since)
     assert found["m"]["3"][0] == _ms("2026-11-06T12:00:00+00:00")
     assert declared_staging(tmp_path / "elsewhere" / "stages.yaml", ["m"]) == {}
+    # Staged long ago and not since: that time does not count.
+    at(8, "[]", production=2)
+    at(9, "[]", production=3)
+    forget_history()  # the history is read once per run; this is a new one
+    assert declared_staging(repo / "stages.yaml", ["m"]).get("m", {}) == {}
 
 
 def _ms(iso: str) -> int:

@@ -51,10 +51,23 @@ def test_production_proposes_staging_versions_newer_than_production_newest_first
     assert found(proposing(production=[1], staging=[2]), live) == []  # the policy proposes nothing
 
 
+def test_versions_serving_now_bound_the_candidates_though_the_file_does_not_name_them() -> None:
+    # v4 serves in Production, undeclared: proposing it for staging would demote it, and v3 would go backwards.
+    live = have({2: A, 3: S, 4: P})
+    assert found(proposing("staging", "production", staging=[3]), live) == []
+    assert found(proposing("staging", "production", staging=[3]), have({2: A, 3: S, 4: P, 5: N})) == [
+        ("staging", "5")]
+    # both mode: a version behind the production alias counts as in production.
+    both = dataclasses.replace(proposing("production", staging=[3]), lifecycle=Lifecycle(Mode.BOTH))
+    assert found(both, have({3: S, 4: N}, aliases={"production": 4, "staging": 3})) == []
+    assert found(both, have({2: N, 3: S}, aliases={"production": 2, "staging": 3})) == [("production", "3")]
+
+
 def test_branches_are_stable_and_plain_whatever_the_model_is_called() -> None:
     assert propose.branch("fraud-detector", "staging") == "stagectl/promote/fraud-detector/staging"
     assert propose.branch("cat.schema.model", "production") == "stagectl/promote/cat.schema.model/production"
-    odd = ["a b", "a\\b", 'q"uote', "emoji 🚀", "-lead", "x..y", "x.lock", "$(rm -rf)", "a/b", "🚀"]
+    odd = ["a b", "a\\b", 'q"uote', "emoji 🚀", "-lead", "x..y", "x.lock", "$(rm -rf)", "a/b", "🚀", "x" * 300]
+    odd.append(propose.branch("a b", "staging").split("/")[2])  # a plain name that looks like a hashed one
     names = {propose.branch(n, "staging") for n in odd}
     assert len(names) == len(odd)  # no two models share a branch
     for name in names:
@@ -139,3 +152,25 @@ def test_a_proposal_is_never_made_on_the_branch_checked_out(repo: Path) -> None:
     git(repo, "switch", "-q", "-c", "stagectl/promote/m/staging")
     with pytest.raises(GitError, match="is checked out"):
         Checkout(repo / "stages.yaml").propose_on_branch("stagectl/promote/m/staging", "x\n", "x")
+
+
+def test_a_proposal_is_pushed_until_the_remote_has_it_and_never_over_a_newer_one(repo: Path, tmp_path: Path) -> None:
+    git(repo, "commit", "-q", "-m", "notes")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(origin), str(work))
+    checkout = Checkout(work / "stages.yaml")
+    branch = "stagectl/promote/m/staging"
+    checkout.propose_on_branch(branch, "one\n", "first")
+    assert checkout.push("origin", branch) is True
+    assert checkout.push("origin", branch) is False  # the remote has it: nothing to send
+    # Another writer (the scheduled workflow) replaces the proposal on the remote after this clone fetched.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(origin), str(other))
+    Checkout(other / "stages.yaml").propose_on_branch(branch, "newer\n", "theirs")
+    git(other, "push", "-q", "--force", "origin", f"{branch}:{branch}")
+    checkout.propose_on_branch(branch, "two\n", "second")
+    with pytest.raises(GitError, match=f"could not push '{branch}' to 'origin'"):
+        checkout.push("origin", branch)
+    assert git(origin, "show", f"{branch}:stages.yaml") == "newer"

@@ -15,7 +15,6 @@ from pathlib import Path
 from .. import desired, pipeline, proposer, uris, webhook
 from ..errors import ConfigError, ControllerError, Problem
 from ..gitops import Checkout, GitError
-from ..propose import Status
 from ..reporters import proposal as report
 from . import Output
 
@@ -68,8 +67,14 @@ def serve(port: int, host: str, secret_env: str, push: str | None, file: Path, g
     worker.start()
     out.info(f"Listening on http://{host}:{server.server_port}/ for MLflow's registry webhooks; proposals for "
              f"{file}" + (f", pushed to '{push}'" if push else ", kept in this checkout (no --push)"))
-    stop = threading.Thread(target=server.shutdown, daemon=True)
-    signal.signal(signal.SIGTERM, lambda *_: stop.start())
+    stopping = threading.Event()
+
+    def terminate(*_: object) -> None:
+        if not stopping.is_set():  # a second SIGTERM while stopping changes nothing
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -94,6 +99,7 @@ def _handler(handle: Callable[[dict[str, str], bytes, str], tuple[int, dict[str,
     class Handler(BaseHTTPRequestHandler):
         server_version = "stagectl"
         sys_version = ""
+        timeout = 10  # seconds a client may take to send its request: a silent one does not hold a thread
 
         def do_POST(self) -> None:
             if self.path.split("?", 1)[0] != "/":
@@ -154,6 +160,7 @@ class _Worker(threading.Thread):
                     return
                 work = {kind: sorted(models) for kind, models in self._pending.items()}
                 self._pending = {"propose": set(), "drift": set()}
+            pipeline.forget_history()  # the checkout may have moved since the last run
             try:
                 if work["propose"]:
                     self._propose(work["propose"])
@@ -161,6 +168,8 @@ class _Worker(threading.Thread):
                     self._drift()
             except ControllerError as e:  # one failed run must not stop the receiver
                 self._out.info(f"error: {e}")
+            except Exception as e:  # nor an unexpected one: it is logged, and the next delivery runs again
+                self._out.info(f"error: an unexpected error occurred: {type(e).__name__}: {e}")
 
     def _propose(self, models: list[str]) -> None:
         if self._push:
@@ -176,10 +185,15 @@ class _Worker(threading.Thread):
             return
         result = proposer.run(mine, self._file, self._given, False, self._out, remote=self._push or "origin")
         self._out.data(report.render(result, "text"))
+        if not self._push:
+            return
+        # Every proposal whose branch here differs from the remote's, also one an earlier push failed to send.
         for p in result.proposed:
-            if self._push and p.status in (Status.CREATED, Status.UPDATED):
-                self._checkout.push(self._push, p.branch)
-                self._out.info(f"pushed {p.branch} to '{self._push}'")
+            try:
+                if self._checkout.push(self._push, p.branch):
+                    self._out.info(f"pushed {p.branch} to '{self._push}'")
+            except GitError as e:  # the other branches still go; this one is pushed by the next run
+                self._out.info(f"error: {e}")
 
     def _drift(self) -> None:
         from .drift import drift_command  # the same report a scheduled drift run writes
