@@ -174,3 +174,17 @@ def test_a_proposal_is_pushed_until_the_remote_has_it_and_never_over_a_newer_one
     with pytest.raises(GitError, match=f"could not push '{branch}' to 'origin'"):
         checkout.push("origin", branch)
     assert git(origin, "show", f"{branch}:stages.yaml") == "newer"
+
+
+def test_propose_refuses_uncommitted_changes_before_asking_the_registry(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller import cli
+
+    text = "apiVersion: stagectl/v1\nmodels:\n  m:\n    production: 1\n    policy: {propose: [staging]}\n"
+    commit_file(repo, text, "propose for m")
+    (repo / "stages.yaml").write_text(text.replace("production: 1", "production: 2"))
+    monkeypatch.chdir(repo)
+    assert cli.main(["propose", "--tracking-uri", "http://127.0.0.1:9"]) == 1  # nothing listens there
+    said = capsys.readouterr().err
+    assert "uncommitted changes: proposals start from the last commit" in said and "--dry-run" in said
+    assert git(repo, "branch", "--list", "stagectl/*") == ""
