@@ -226,7 +226,6 @@ class Checkout:
             raise GitError(f"could not commit on new branch '{branch}': {detail.splitlines()[-1]}") from None
         return self.head()
 
-
     def proposal_text(self, branch: str, remote: str = "origin") -> str | None:
         """The file as a proposal branch has it: the local branch, else the remote's as last fetched (a CI
         checkout has only that); None when neither exists."""
@@ -267,14 +266,13 @@ class Checkout:
                 tree = self._repo.git.write_tree(env=env).strip()
                 sha = self._repo.git.commit_tree(tree, "-p", "HEAD", "-F", str(message_file)).strip()
                 # Compare-and-swap on the ref: two runs proposing at once cannot silently overwrite each other.
-                self._repo.git.update_ref("-m", "stagectl propose", f"refs/heads/{branch}", sha,
-                                          old)  # "" : the branch must not exist yet
+                # An empty old value: the branch must not exist yet.
+                self._repo.git.update_ref("-m", "stagectl propose", f"refs/heads/{branch}", sha, old)
             except git.GitCommandError as e:
                 detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
                 raise GitError(f"could not commit the proposal on branch '{branch}': {detail.splitlines()[-1]}") \
                     from None
         return _commit(self._repo.commit(sha))
-
 
     def push(self, remote: str, branch: str) -> bool:
         """Send a proposal branch to `remote` when it differs from the remote's copy as last fetched; whether it

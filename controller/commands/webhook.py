@@ -19,12 +19,11 @@ from ..reporters import proposal as report
 from . import Output
 
 MAX_BODY = 1 << 20  # MLflow's payloads are a few hundred bytes
-NAME = "stagectl"
 DESCRIPTION = "stagectl: new versions become promotion proposals; alias changes are checked for drift"
 
 
 def register(url: str, secret_env: str, name: str, file: Path, given: uris.Given, out: Output) -> int:
-    secret = _secret(secret_env)
+    secret = _secret(secret_env, out)
     out.also_hide(url)
     state = desired.load(file) if file.exists() else None
     registry = pipeline.connect(state, given, out)
@@ -36,7 +35,7 @@ def register(url: str, secret_env: str, name: str, file: Path, given: uris.Given
 
 def serve(port: int, host: str, secret_env: str, push: str | None, file: Path, given: uris.Given,
           out: Output) -> int:
-    secret = _secret(secret_env)
+    secret = _secret(secret_env, out)
     desired.load(file)  # a file that does not validate is reported now, not at the first delivery
     checkout = Checkout.find(file)
     if checkout is None:
@@ -86,11 +85,12 @@ def serve(port: int, host: str, secret_env: str, push: str | None, file: Path, g
     return 0
 
 
-def _secret(name: str) -> str:
+def _secret(name: str, out: Output) -> str:
     secret = os.environ.get(name, "")
     if not secret:
         raise ConfigError((Problem(f"--secret-env {name}", f"the environment variable {name} is not set or empty: "
                                    "export the webhook's secret there (the same for serve and register)"),))
+    out.secrets = (*out.secrets, secret)  # masked in every line written, whatever the variable is called
     return secret
 
 
