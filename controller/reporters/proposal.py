@@ -67,18 +67,22 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "markdown":
         head = f"### stagectl propose: {_summary(report)}\n\nRegistry: `{report.tracking_uri}`\n"
         held = [f"- {markdown.cell(line)}" for line in _held_lines(report)]
-        bodies = "".join(f"\n---\n\n{p.body}" for p in report.proposed)
+        bodies = "".join(f"\n---\n\n#### {markdown.cell(p.title)}: `{p.branch}` ({_done(p, report.dry_run)})\n\n"
+                         f"{p.body}" for p in report.proposed)
         return head + ("\n" + "\n".join(held) + "\n" if held else "") + bodies
     lines = [f"Registry: {report.tracking_uri}", ""]
     for p in report.proposed:
         c = p.candidate
-        done = f"would be {p.status}" if report.dry_run and p.status is not Status.UNCHANGED else \
-            f"{p.status}{f' at {p.commit[:7]}' if p.commit else ''}"
+        done = _done(p, report.dry_run) + (f" at {p.commit[:7]}" if p.commit else "")
         lines.append(f"{c.model}: version {c.version} to {c.stage}: branch {p.branch} ({done})")
     lines += _held_lines(report)
     if not report.proposed and not report.held_back and not report.unreadable:
         lines.append("Nothing qualifies: no new version for staging, no staging version ready for production.")
     return "\n".join(lines) + f"\n\nPropose: {_summary(report)}.\n"
+
+
+def _done(p: Proposal, dry_run: bool) -> str:
+    return f"would be {p.status}" if dry_run and p.status is not Status.UNCHANGED else str(p.status)
 
 
 def _held_lines(report: Report) -> list[str]:
@@ -88,8 +92,10 @@ def _held_lines(report: Report) -> list[str]:
 
 
 def _summary(report: Report) -> str:
-    counts = {s: sum(1 for p in report.proposed if p.status == s) for s in ("created", "updated", "unchanged")}
-    done = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    counts: dict[str, int] = {}
+    for p in report.proposed:
+        counts[_done(p, report.dry_run)] = counts.get(_done(p, report.dry_run), 0) + 1
+    done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     text = f"{len(report.proposed)} proposed" + (f" ({done})" if done else "")
     if report.held_back:
         text += f", {len(report.held_back)} held back by their gates"
