@@ -161,15 +161,15 @@ class _Worker(threading.Thread):
                 work = {kind: sorted(models) for kind, models in self._pending.items()}
                 self._pending = {"propose": set(), "drift": set()}
             pipeline.forget_history()  # the checkout may have moved since the last run
-            try:
-                if work["propose"]:
-                    self._propose(work["propose"])
-                if work["drift"]:
-                    self._drift()
-            except ControllerError as e:  # one failed run must not stop the receiver
-                self._out.info(f"error: {e}")
-            except Exception as e:  # nor an unexpected one: it is logged, and the next delivery runs again
-                self._out.info(f"error: an unexpected error occurred: {type(e).__name__}: {e}")
+            tasks = [(task, work[kind]) for kind, task in (("propose", self._propose), ("drift", self._drift))
+                     if work[kind]]
+            for task, models in tasks:  # a failed propose does not skip the drift report, nor stop the receiver
+                try:
+                    task(models)
+                except ControllerError as e:
+                    self._out.info(f"error: {e}")
+                except Exception as e:  # logged; the next delivery runs again
+                    self._out.info(f"error: an unexpected error occurred: {type(e).__name__}: {e}")
 
     def _propose(self, models: list[str]) -> None:
         if self._push:
@@ -195,7 +195,8 @@ class _Worker(threading.Thread):
             except GitError as e:  # the other branches still go; this one is pushed by the next run
                 self._out.info(f"error: {e}")
 
-    def _drift(self) -> None:
-        from .drift import drift_command  # the same report a scheduled drift run writes
+    def _drift(self, models: list[str]) -> None:
+        """The file's drift report (all its models: the one a scheduled drift run writes)."""
+        from .drift import drift_command
 
         drift_command(self._file, self._given, "text", False, "report", None, (1, (300.0, 300.0)), self._out)
