@@ -222,8 +222,7 @@ class Checkout:
             self._repo.git.add("--", self.path)
             self._repo.git.commit("-m", message, "--", self.path)
         except git.GitCommandError as e:
-            detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
-            raise GitError(f"could not commit on new branch '{branch}': {detail.splitlines()[-1]}") from None
+            raise GitError(f"could not commit on new branch '{branch}': {_failure(e)}") from None
         return self.head()
 
     def proposal_text(self, branch: str, remote: str = "origin") -> str | None:
@@ -250,8 +249,7 @@ class Checkout:
         _check_branch_name(self._repo, branch)
         if self.current_branch() == branch:
             raise GitError(f"'{branch}' is checked out: run from the branch the proposal starts from (e.g. main)")
-        old = self._repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
-                                       with_exceptions=False).strip()
+        old = self._tip(f"refs/heads/{branch}")
         with tempfile.TemporaryDirectory(prefix="stagectl-") as scratch:
             index, body, message_file = (Path(scratch) / n for n in ("index", "file", "message"))
             body.write_text(text, encoding="utf-8")
@@ -269,10 +267,13 @@ class Checkout:
                 # An empty old value: the branch must not exist yet.
                 self._repo.git.update_ref("-m", "stagectl propose", f"refs/heads/{branch}", sha, old)
             except git.GitCommandError as e:
-                detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
-                raise GitError(f"could not commit the proposal on branch '{branch}': {detail.splitlines()[-1]}") \
-                    from None
+                raise GitError(f"could not commit the proposal on branch '{branch}': {_failure(e)}") from None
         return _commit(self._repo.commit(sha))
+
+    def _tip(self, ref: str) -> str:
+        """The commit a ref points at; "" when there is no such ref."""
+        found: str = self._repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}", with_exceptions=False)
+        return found.strip()
 
     def push(self, remote: str, branch: str) -> bool:
         """Send a proposal branch to `remote` when it differs from the remote's copy as last fetched; whether it
@@ -281,10 +282,7 @@ class Checkout:
         import git
 
         _check_remote_name(remote)
-        mine = self._repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
-                                        with_exceptions=False).strip()
-        theirs = self._repo.git.rev_parse("--verify", "--quiet", f"refs/remotes/{remote}/{branch}^{{commit}}",
-                                          with_exceptions=False).strip()
+        mine, theirs = self._tip(f"refs/heads/{branch}"), self._tip(f"refs/remotes/{remote}/{branch}")
         if not mine or mine == theirs:
             return False
         try:
@@ -292,8 +290,7 @@ class Checkout:
                                 f"refs/heads/{branch}:refs/heads/{branch}", env={"GIT_TERMINAL_PROMPT": "0"})
             self._repo.git.update_ref(f"refs/remotes/{remote}/{branch}", mine)  # as a fetch would record it
         except git.GitCommandError as e:
-            detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
-            raise GitError(f"could not push '{branch}' to '{remote}': {detail.splitlines()[-1]}") from None
+            raise GitError(f"could not push '{branch}' to '{remote}': {_failure(e)}") from None
         return True
 
     def sync(self, remote: str) -> str | None:
@@ -309,9 +306,14 @@ class Checkout:
             self._repo.git.fetch("--quiet", remote, env={"GIT_TERMINAL_PROMPT": "0"})
             self._repo.git.merge("--ff-only", "--quiet", f"refs/remotes/{remote}/{branch}")
         except git.GitCommandError as e:
-            detail = str(e.stderr).strip().strip("'").strip() or f"git exited with {e.status}"
-            return detail.splitlines()[-1]
+            return _failure(e)
         return None
+
+
+def _failure(e: Exception) -> str:
+    """The last line of what a failed git command said: the one that names the problem."""
+    detail = str(getattr(e, "stderr", "")).strip().strip("'").strip() or f"git exited with {getattr(e, 'status', '?')}"
+    return detail.splitlines()[-1]
 
 
 def _check_remote_name(remote: str) -> None:

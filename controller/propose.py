@@ -40,19 +40,17 @@ def candidates(want: DesiredModel, have: LiveModel) -> list[Candidate]:
     """
     wanted = want.policy.propose or frozenset()
     found = []
-    serving = lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle) | \
-        lifecycle.versions_in(have, Stage.STAGING, want.lifecycle)
+    in_production = lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle)
+    in_staging = lifecycle.versions_in(have, Stage.STAGING, want.lifecycle)
     if "staging" in wanted:
-        named = set(want.archived).union(want.aliases.values(), *want.declared().values()) | serving
+        named = set(want.archived).union(want.aliases.values(), *want.declared().values()) | in_production | in_staging
         floor = max((version_key(v) for v in named), default=0)
         fresh = [v for v, lv in have.versions.items() if lv.status == "READY" and version_key(v) > floor]
         if fresh:
             found.append(Candidate(want.name, "staging", max(fresh, key=version_key)))
     if "production" in wanted:
-        staging = want.staging if want.staging is not None else \
-            lifecycle.versions_in(have, Stage.STAGING, want.lifecycle)
-        production = set(want.production or ()) | lifecycle.versions_in(have, Stage.PRODUCTION, want.lifecycle)
-        floor = max((version_key(v) for v in production), default=0)
+        staging = want.staging if want.staging is not None else in_staging
+        floor = max((version_key(v) for v in set(want.production or ()) | in_production), default=0)
         ready = [v for v in staging if v in have.versions and have.versions[v].status == "READY"]
         found += [Candidate(want.name, "production", v)
                   for v in sorted(ready, key=version_key, reverse=True) if version_key(v) > floor]

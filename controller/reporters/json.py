@@ -9,7 +9,7 @@ from typing import Any
 from .. import __version__
 from ..changes import Review
 from ..lifecycle import ARCHIVED_TAG
-from ..model import ApplyResult, DeleteAlias, Lifecycle, MarkArchived, Plan, SetAlias, SetLifecycle, Step
+from ..model import ApplyResult, Check, DeleteAlias, Lifecycle, MarkArchived, Plan, SetAlias, SetLifecycle, Step
 
 FORMAT_VERSION = 2  # 2: null for absent values, lists as arrays, alias changes with an alias field
 
@@ -41,6 +41,11 @@ def step_data(step: Step) -> dict[str, Any]:
     return data
 
 
+def check_data(check: Check) -> dict[str, Any]:
+    return {"gate": check.gate, "model": check.model, "version": check.version, "ok": check.ok,
+            "detail": check.detail}
+
+
 def lifecycle_data(lifecycle: Lifecycle) -> dict[str, str]:
     return {"mode": lifecycle.mode.value, "production_alias": lifecycle.production_alias,
             "staging_alias": lifecycle.staging_alias}
@@ -50,8 +55,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
     data: dict[str, Any] = {**header(), "tracking_uri": plan.tracking_uri, "changes": len(plan.steps),
                             "steps": [step_data(s) for s in plan.steps], **_partial(plan.targets)}
     if plan.checks:
-        data["checks"] = [{"gate": c.gate, "model": c.model, "version": c.version, "ok": c.ok, "detail": c.detail}
-                          for c in plan.checks]
+        data["checks"] = [check_data(c) for c in plan.checks]
     if plan.blocked or plan.held:
         data["held"] = [{"model": m, "reason": plan.frozen[m], "steps": [step_data(s) for s in steps]}
                         for m, steps in plan.blocked.items()] + _unready(plan.held)

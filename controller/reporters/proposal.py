@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,9 +93,7 @@ def _held_lines(report: Report) -> list[str]:
 
 
 def _summary(report: Report) -> str:
-    counts: dict[str, int] = {}
-    for p in report.proposed:
-        counts[_done(p, report.dry_run)] = counts.get(_done(p, report.dry_run), 0) + 1
+    counts = Counter(_done(p, report.dry_run) for p in report.proposed)
     done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     text = f"{len(report.proposed)} proposed" + (f" ({done})" if done else "")
     if report.held_back:
@@ -110,8 +109,7 @@ def data(report: Report) -> dict[str, Any]:
         return {"model": c.model, "stage": c.stage, "version": c.version, "branch": p.branch,
                 "status": p.status.value if p.status else None, "commit": p.commit, "title": p.title,
                 "reasons": list(p.failed),
-                "checks": [{"gate": ch.gate, "model": ch.model, "version": ch.version, "ok": ch.ok,
-                            "detail": ch.detail} for ch in p.checks],
+                "checks": [json_report.check_data(ch) for ch in p.checks],
                 "steps": [json_report.step_data(s) for s in p.plan.steps]}
 
     written = sum(1 for p in report.proposed if p.status in (Status.CREATED, Status.UPDATED))
