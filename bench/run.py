@@ -1,8 +1,8 @@
 """make bench: stagectl against what users would write instead, on real mlflow servers, as ratios.
 
 Each case gets a fresh server. Every program runs as its own process through one counting proxy, so the
-time each takes and the HTTP requests each sends are measured the same way. Results: a table on stdout
-and bench/results.json.
+time each takes and the HTTP requests each sends are measured the same way; and what one request of each kind
+costs the server. Results: a table on stdout and bench/results.json.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,44 @@ def apply_case(backend_kind: str, models: int, versions: int, naive: bool, alias
     return result
 
 
+def cost_case(backend_kind: str, models: int = 400) -> dict[str, Any]:
+    """What one request of each kind costs the server: its CPU time per request (all its processes, read from
+    /proc) and the wall time per request, from 8 client threads, as the pool sends them. When every kind costs
+    about the same, a wave's time follows its request count, whatever the requests are."""
+    from mlflow.tracking._model_registry.client import ModelRegistryClient
+
+    kinds: dict[str, Callable[[ModelRegistryClient, str], object]] = {
+        "transition": lambda c, name: c.transition_model_version_stage(name, "5", "Production", True),
+        "alias": lambda c, name: c.set_registered_model_alias(name, "champion", "5"),
+        "version tag": lambda c, name: c.set_model_version_tag(name, "5", "stagectl.commit", "0" * 40),
+        "read version": lambda c, name: c.get_model_version(name, "5"),
+    }
+    with tempfile.TemporaryDirectory() as tmp, _server(backend_kind, Path(tmp)) as (server, backend):
+        seed.bulk(backend, "c", models, 5)
+        client = ModelRegistryClient(server.uri, server.uri)
+        out: dict[str, Any] = {"backend": backend_kind, "requests": models}
+        for kind, send in kinds.items():
+            cpu, started = _group_cpu(server.process.pid), time.perf_counter()
+            with ThreadPoolExecutor(max_workers=8) as executor:
+                list(executor.map(send, [client] * models, [f"c-{i:05d}" for i in range(models)]))
+            out[kind] = {"server_cpu_ms": round(1000 * (_group_cpu(server.process.pid) - cpu) / models, 1),
+                         "wall_ms": round(1000 * (time.perf_counter() - started) / models, 1)}
+    return out
+
+
+def _group_cpu(group: int) -> float:
+    """CPU seconds used so far by the processes of a process group (a server and its workers)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp; then utime and stime are fields 11 and 12 after the name
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def startup(repeat: int) -> dict[str, Any]:
     """`stagectl --help` and `stagectl validate` against importing yaml and jsonschema: medians of rounds that
     run each once, so that whatever else the machine does falls on all three alike."""
@@ -213,6 +252,13 @@ def table(results: dict[str, Any]) -> str:
         run = r["stagectl"]
         lines.append(f"| {r['backend']} | {r['models']} × {r['versions']} | {r['ours']} | "
                      f"{run['seconds']:.2f} s | {run['requests']} | {run['peak_mb']:.0f} |")
+    costs = results.get("cost", [])
+    if costs:
+        kinds = [k for k in costs[0] if isinstance(costs[0][k], dict)]
+        lines += ["", "| backend | " + " | ".join(kinds) + " |", "|---|" + "--:|" * len(kinds)]
+        for r in costs:
+            cells = [f"{r[k]['server_cpu_ms']:.0f} ms ({r[k]['wall_ms']:.0f} ms)" for k in kinds]
+            lines.append(f"| {r['backend']} | " + " | ".join(cells) + " |")
     s = results["startup"]
     lines += ["", f"Start-up (medians): `import yaml, jsonschema` {s['baseline_seconds']:.3f} s; "
               f"`stagectl --help` {s['help_seconds']:.3f} s ({s['help_ratio']:.2f}×); "
@@ -224,7 +270,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--quick", action="store_true", help="small sizes only, to check the harness")
-    parser.add_argument("--only", default="startup,shared,plan,apply,aliases",
+    parser.add_argument("--only", default="startup,cost,shared,plan,apply,aliases",
                         help="the cases to run (the others keep their last results in bench/results.json)")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -234,7 +280,7 @@ def main() -> None:
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}
-    results |= {case: [] for case in ("shared", "plan", "apply", "aliases") if case in only}
+    results |= {case: [] for case in ("cost", "shared", "plan", "apply", "aliases") if case in only}
     if "startup" in only:
         results["startup"] = startup(5 if args.quick else 31)
 
@@ -242,6 +288,10 @@ def main() -> None:
         saved.write_text(json.dumps(results, indent=2) + "\n")
 
     for backend in args.backends.split(","):
+        if "cost" in only:
+            print(f"cost  {backend}", file=sys.stderr, flush=True)
+            results["cost"].append(cost_case(backend, 100 if args.quick else 400))
+            save()
         if "shared" in only:
             print(f"plan  {backend} shared registry", file=sys.stderr, flush=True)
             results["shared"].append(shared_case(backend, 500 if args.quick else 20_000, 10, 300))
