@@ -192,9 +192,11 @@ class LiveModel:
 
 @dataclass(frozen=True, slots=True)
 class LiveState:
-    """The registry as read, for the models stages.yaml names; a model missing here does not exist."""
+    """The registry as read, for the models stages.yaml names; a model missing here does not exist, or (when in
+    `hidden`) exists but may not be read with these credentials."""
 
     models: Mapping[str, LiveModel]
+    hidden: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

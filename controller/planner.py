@@ -33,19 +33,20 @@ _SERVING = (Stage.PRODUCTION, Stage.STAGING)
 def check(desired: DesiredState, live: LiveState, known: Collection[str] = ()) -> tuple[Problem, ...]:
     """What stages.yaml names that the registry does not have: missing models, missing or unready versions."""
     problems = [Problem(desired.path, f"model '{model.name}' {reason}", at.line, at.col)
-                for model in desired.models for at, reason in check_model(model, live.models.get(model.name), known)]
+                for model in desired.models
+                for at, reason in check_model(model, live.models.get(model.name), known, model.name in live.hidden)]
     return tuple(sorted(problems, key=lambda p: (p.line or 0, p.col or 0)))
 
 
-def check_model(model: DesiredModel, have: LiveModel | None,
-                known: Collection[str] = ()) -> list[tuple[Position, str]]:
+def check_model(model: DesiredModel, have: LiveModel | None, known: Collection[str] = (),
+                hidden: bool = False) -> list[tuple[Position, str]]:
     """Why the registry cannot take this model's declaration now, each reason where the file says it.
 
-    `known`: model names the registry has, to suggest the closest for a misspelt one.
+    `known`: model names the registry has, to suggest the closest for a misspelt one. `hidden`: the model exists,
+    but these credentials may not read it.
     """
     if have is None:
-        close = _closest(model.name, known)
-        return [(model.position, "does not exist in the registry" + (f"; did you mean '{close}'?" if close else ""))]
+        return [(model.position, absent(model.name, known, hidden))]
     reasons = []
     must_be_ready = set(model.aliases.values()).union(*model.declared().values())
     for version, at in model.version_positions.items():
@@ -57,6 +58,15 @@ def check_model(model: DesiredModel, have: LiveModel | None,
         elif version in must_be_ready and found.status != "READY":
             reasons.append((at, f"version {version} is {found.status}, not READY"))
     return reasons or lifecycle.conflicts(model, have)
+
+
+def absent(name: str, known: Collection[str] = (), hidden: bool = False) -> str:
+    """Why a model the file names is not in the registry as read."""
+    if hidden:
+        return ("may not be read with these credentials (the registry answered PERMISSION_DENIED for it): grant "
+                "them READ on the model, or take it out of this file")
+    close = _closest(name, known)
+    return "does not exist in the registry" + (f"; did you mean '{close}'?" if close else "")
 
 
 def _closest(name: str, known: Collection[str]) -> str | None:
@@ -99,7 +109,7 @@ def plan(
     frozen: dict[str, str] = {}
     held: dict[str, str] = {}
     for model in desired.models:
-        reasons = check_model(model, live.models.get(model.name), known)
+        reasons = check_model(model, live.models.get(model.name), known, model.name in live.hidden)
         if reasons:
             held[model.name] = "; ".join(f"{reason} ({desired.path}:{at.line}:{at.col})" for at, reason in reasons)
             continue

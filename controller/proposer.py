@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import desired, edit, paths, pipeline, propose, uris
+from . import desired, edit, paths, pipeline, planner, propose, uris
 from .gates import metric_results
 from .gitops import Checkout, GitError
 from .output import Output
@@ -30,8 +30,8 @@ def run(models: list[str], file: Path, given: uris.Given, dry_run: bool, out: Ou
     registry = pipeline.connect(state, given, out)
     live = registry.read([m.name for m in wanted]) if wanted else None
     text = file.read_text(encoding="utf-8")
-    unreadable = tuple((m.name, "it does not exist in the registry") for m in wanted
-                       if live is None or m.name not in live.models)
+    unreadable = tuple((m.name, f"it {planner.absent(m.name, hidden=m.name in live.hidden)}") for m in wanted
+                       if live is not None and m.name not in live.models)
     drafts = []
     for model in wanted:
         if live is None or model.name not in live.models:

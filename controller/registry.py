@@ -36,6 +36,7 @@ CONNECT_TIMEOUT = 5.0
 _PAGE_MODELS = 1000  # the server's maximum for search_registered_models
 _PAGE_VERSIONS = 200_000  # the server's maximum for search_model_versions
 _PARALLEL_READS = 8  # searches side by side, name by name, on a server that takes no list of names
+_PROBE_HIDDEN = 20  # missing models asked for one by one, to tell "not there" from "not yours to read"
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 T = TypeVar("T")
@@ -141,10 +142,29 @@ class Registry:
         elif wanted is not None and wanted - models.keys():
             keep(self._by_name(self._search_versions, sorted(wanted - models.keys())))
         self._refuse_unlisted(strays)
+        missing = sorted(set(names or ()) - {self.lease_model} - models.keys() - prompts)
         return LiveState(models={
             name: LiveModel(name=name, versions=versions[name], aliases=models[name][0], tags=models[name][1])
             for name in sorted(models)
-        })
+        }, hidden=self._hidden(missing))
+
+    def _hidden(self, missing: list[str]) -> frozenset[str]:
+        """Which of these models, missing from the searches, exist but are kept from these credentials: a server
+        with per-model permissions leaves them out of every search and refuses to show them. One request each,
+        for the first few, and only for a server: a local store has no permissions."""
+        if not self.parallel_writes or not missing:
+            return frozenset()
+
+        def denied(name: str) -> bool:
+            try:
+                self._call(lambda: self._client.get_registered_model(name))
+            except RegistryError as e:
+                return e.code == "PERMISSION_DENIED"
+            return False
+
+        with ThreadPoolExecutor(max_workers=_PARALLEL_READS) as pool:
+            flags = list(pool.map(denied, missing[:_PROBE_HIDDEN]))
+        return frozenset(name for name, flag in zip(missing, flags, strict=False) if flag)
 
     def _refuse_unlisted(self, strays: set[str]) -> None:
         """A registry that shows versions of a model it does not list has not answered the model search right

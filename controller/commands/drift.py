@@ -28,7 +28,7 @@ def drift_command(file: Path, given: uris.Given, fmt: str, detailed_exitcode: bo
     live = registry.read([m.name for m in state.models])
     known = known_names(state, live, registry)
     held = {m.name: "; ".join(reason for _, reason in reasons) for m in state.models
-            if (reasons := planner.check_model(m, live.models.get(m.name), known))}
+            if (reasons := planner.check_model(m, live.models.get(m.name), known, m.name in live.hidden))}
     # The registry cannot take a held model's declaration now: reported as held, the others go on.
     models = [m for m in state.models if m.name not in held]
     differ = [m for m in models if planner.plan_model(m, live.models[m.name])]

@@ -99,7 +99,8 @@ def _summary(report: Report) -> str:
     if report.held_back:
         text += f", {len(report.held_back)} held back by their gates"
     if report.unreadable:
-        text += f", {len(report.unreadable)} models not readable"
+        n = len(report.unreadable)
+        text += f", {n} model{'s' if n != 1 else ''} not read (see above)"
     return text + (" (dry run: no branch written)" if report.dry_run else "")
 
 

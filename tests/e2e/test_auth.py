@@ -1,8 +1,10 @@
 """Against a real `mlflow server --app-name basic-auth`: READ may plan, only EDIT may apply, and a
-refused apply changes nothing of the model: its one write to it is refused by the server."""
+refused apply changes nothing of the model: its one write to it is refused by the server. A model denied to
+the user is named as such, and the others go on."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from tests import seed
 from tests.conftest import AUTH_USERS, Server
 from tests.e2e.helpers import stagectl, write
 from tests.faultproxy import FaultProxy, write_numbers, writes, writes_to
+from tests.gitrepo import commit_file, git, make_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -126,3 +129,45 @@ def test_permissions_are_per_model_whatever_the_names(
         os.environ.update(saved)
     assert stages[editable]["stages"] == {"1": "Archived", "2": "Production"}  # type: ignore[index]
     assert stages[readonly]["stages"] == {"1": "Production", "2": "Staging"}  # type: ignore[index]
+
+
+def test_a_model_kept_from_these_credentials_is_named_as_such_and_the_others_are_proposed(
+        tmp_path: Path, auth_server: Server, unique: str) -> None:
+    """A server that denies one model to a user leaves it out of every search: plan and propose must say that
+    the credentials may not read it (not that it does not exist, as for a model that is truly missing), and
+    go on with the others."""
+    readable, denied, ghost = f"{unique}-open", f"{unique}-denied", f"{unique}-ghost"
+    saved = dict(os.environ)
+    os.environ.update(_as(ADMIN))
+    try:
+        from mlflow.server import get_app_client
+
+        for name in (readable, denied):
+            seed.make_model(seed.client(auth_server.uri), name, ["Production", "None"])
+        get_app_client("basic-auth", tracking_uri=auth_server.uri).grant_user_permission(
+            EDITOR[0], "registered_model", denied, "DENY")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    repo = make_repo(tmp_path / "repo")
+    body = "".join(f"  {name}:\n    production: 1\n    policy: {{propose: [staging]}}\n"
+                   for name in (readable, denied, ghost))
+    commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n{body}", "Serve v1")
+    kept = "may not be read with these credentials (the registry answered PERMISSION_DENIED for it): grant them " \
+           "READ on the model, or take it out of this file"
+
+    planned = stagectl("plan", "--tracking-uri", auth_server.uri, cwd=repo, env=_as(EDITOR))
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    assert f"{denied}: held, nothing planned for it: {kept} (stages.yaml:6:3)" in planned.stdout, planned.stdout
+    assert f"{ghost}: held, nothing planned for it: does not exist in the registry" in planned.stdout
+
+    with FaultProxy(auth_server.uri) as proxy:
+        proposed = stagectl("propose", "--tracking-uri", proxy.uri, "--format", "json", cwd=repo, env=_as(EDITOR))
+    assert proposed.returncode == 1, proposed.stdout + proposed.stderr
+    data = json.loads(proposed.stdout)
+    assert [(p["model"], p["version"], p["stage"]) for p in data["proposals"]] == [(readable, "2", "staging")]
+    assert {m["model"]: m["reason"] for m in data["unreadable"]} == {
+        denied: f"it {kept}", ghost: "it does not exist in the registry"}
+    assert git(repo, "branch", "--list", "stagectl/promote/*").split() == [f"stagectl/promote/{readable}/staging"]
+    assert writes(proxy) == []
+    assert EDITOR[1] not in proposed.stdout + proposed.stderr
