@@ -105,3 +105,13 @@ def old_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     server = start_server(tmp_path_factory.mktemp(f"mlflow-{request.param}"), bin_dir=bin_dir)
     yield server
     stop_server(server)
+
+
+@pytest.fixture(params=sorted(OLD_SERVERS))
+def own_old_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """As old_server, but the test's alone: for a test whose models would show in another's whole-registry read."""
+    if not request.config.getoption("--slow"):
+        pytest.skip("older MLflow servers run with --slow")
+    server = start_server(tmp_path_factory.mktemp(f"mlflow-{request.param}"), bin_dir=server_venv(request.param))
+    yield server
+    stop_server(server)

@@ -84,7 +84,16 @@ def _planned(file: Path, uri: str, cwd: Path) -> list[dict[str, str]]:
 
 def test_aliases_mode_promotes_and_archives_without_one_stage_call_and_readers_follow_it(
         tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
-    name = f"{unique}-aliases 'q' \\ 🚀"
+    _aliases_story(mlflow_server, f"{unique}-aliases 'q' \\ 🚀", tmp_path)
+
+
+def test_aliases_mode_on_an_older_mlflow_server(tmp_path: Path, own_old_server: Server) -> None:
+    """The same story on MLflow 2.9, the first release that deprecates stages, and on 2.22."""
+    _aliases_story(own_old_server, "aliases 'q' \\ 🚀", tmp_path)
+
+
+def _aliases_story(mlflow_server: Server, name: str, tmp_path: Path) -> None:
+    registry = seed.client(mlflow_server.uri)
     seed.make_model(registry, name, ["None", "None", "None"])
     file = write(tmp_path / "stages.yaml", _file(name, 1, 2, NAMES))
     with FaultProxy(mlflow_server.uri) as proxy:

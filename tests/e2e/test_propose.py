@@ -251,3 +251,30 @@ def test_the_propose_workflow_pushes_each_proposal_and_keeps_one_pull_request_pe
     scheduled_run()
     assert [p["title"] for p in json.loads(pulls.read_text())] == [
         f"Promote {name} version 3 to staging", f"Promote {name} version 4 to staging"]
+
+
+def test_proposals_on_an_older_mlflow_server(tmp_path: Path, own_old_server: Server) -> None:
+    """MLflow 2.9 and 2.22: the runs, their metrics and the versions' lineage are read the same way, and
+    proposals come out as on a current server, with not one write to the registry."""
+    name = "fraud 'q' 🚀"
+    _register(own_old_server, name, [0.93, 0.95])
+    repo = make_repo(tmp_path / "repo")
+    uri = ["--tracking-uri", own_old_server.uri]
+    commit_file(repo, _file(name, 1, 2, policy=""), "Serve v1, stage v2")
+    staged = stagectl("apply", *uri, cwd=repo, env=skewed("-2d"))
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    commit_file(repo, _file(name, 1, 2), "Gate promotions, and propose them")
+    _register(own_old_server, name, [0.91], create=False)  # v3
+
+    with FaultProxy(own_old_server.uri) as proxy:
+        proposed = stagectl("propose", "--tracking-uri", proxy.uri, "--format", "json", cwd=repo)
+    assert proposed.returncode == 0, proposed.stdout + proposed.stderr
+    assert writes(proxy) == []
+    proposals = {p["stage"]: p for p in json.loads(proposed.stdout)["proposals"]}
+    assert {s: (p["version"], p["status"]) for s, p in proposals.items()} == {
+        "staging": ("3", "created"), "production": ("2", "created")}
+    body = git(repo, "log", "-1", "--format=%B", proposals["production"]["branch"])
+    assert "| val_auc | 0.95 | 0.93 | +0.02 | threshold 0.92, min_absolute_change 0.005 | pass |" in body
+    assert "(recorded by stagectl): 2d" in body
+    run = seed.client(own_old_server.uri).get_model_version(name, "2").run_id
+    assert f"| Run | `{run}` |" in body
