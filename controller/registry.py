@@ -319,8 +319,17 @@ class Registry:
 
     def _webhooks(self) -> list[Any]:
         found: list[Any] = []
-        for page in self._pages(lambda token: self._client.list_webhooks(page_token=token)):
-            found += list(page)
+        try:
+            for page in self._pages(lambda token: self._client.list_webhooks(page_token=token)):
+                found += list(page)
+        except RegistryError:
+            server = self.server()
+            release = re.fullmatch(r"MLflow server (\d+)\.(\d+)\b.*", server)
+            if release and (int(release[1]), int(release[2])) < (3, 3):
+                raise RegistryError(f"the registry at {self.display_uri} ({server}) has no webhooks: MLflow added "
+                                    "them in 3.3. Upgrade the server, or keep proposing on a schedule (the "
+                                    "stagectl-propose workflow runs hourly)") from None
+            raise
         return found
 
     def transition(self, model: str, version: str, stage: Stage, archive_existing: bool) -> Stage:

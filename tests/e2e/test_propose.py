@@ -255,7 +255,8 @@ def test_the_propose_workflow_pushes_each_proposal_and_keeps_one_pull_request_pe
 
 def test_proposals_on_an_older_mlflow_server(tmp_path: Path, own_old_server: Server) -> None:
     """MLflow 2.9 and 2.22: the runs, their metrics and the versions' lineage are read the same way, and
-    proposals come out as on a current server, with not one write to the registry."""
+    proposals come out as on a current server, with not one write to the registry. Webhooks are refused with
+    the reason: these servers have none."""
     name = "fraud 'q' 🚀"
     _register(own_old_server, name, [0.93, 0.95])
     repo = make_repo(tmp_path / "repo")
@@ -278,3 +279,11 @@ def test_proposals_on_an_older_mlflow_server(tmp_path: Path, own_old_server: Ser
     assert "(recorded by stagectl): 2d" in body
     run = seed.client(own_old_server.uri).get_model_version(name, "2").run_id
     assert f"| Run | `{run}` |" in body
+
+    # Webhooks came with MLflow 3.3: registering one says so, and what to do instead.
+    hook = stagectl("webhook", "register", "--url", "http://127.0.0.1:9/hook", "--secret-env", "HOOK_SECRET",
+                    *uri, cwd=repo, env={"HOOK_SECRET": "hook-secret-8841"})
+    assert hook.returncode == 1
+    assert "has no webhooks: MLflow added them in 3.3. Upgrade the server, or keep proposing on a schedule" \
+        in hook.stderr, hook.stderr
+    assert "hook-secret-8841" not in hook.stdout + hook.stderr
