@@ -62,8 +62,11 @@ def test_drift_tells_changes_outside_git_from_merged_changes_and_heals_or_propos
                                       "-    aliases: {champion: 1}", "+    aliases: {champion: 2}"])
     git(repo, "switch", "-q", "main")
 
-    healed = stagectl("drift", *uri, "--mode", "heal", cwd=repo)
+    healed = stagectl("drift", *uri, "--mode", "heal", "--json-report", str(tmp_path / "drift.json"), cwd=repo)
     assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert "Apply complete" in healed.stdout  # the apply's own report; the file keeps the drift that was healed
+    found = json.loads((tmp_path / "drift.json").read_text())
+    assert [m["status"] for m in found["models"]] == ["drifted", "pending", "in_sync"]
     after = stagectl("drift", *uri, "--detailed-exitcode", cwd=repo)
     assert after.returncode == 0 and "3 in sync" in after.stdout, after.stdout
     assert seed.snapshot(registry, [x])[x] == {"stages": {"1": "Production", "2": "Staging"},
