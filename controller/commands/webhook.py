@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from .. import desired, pipeline, proposer, uris, webhook
 from ..errors import ConfigError, ControllerError, Problem
@@ -19,6 +20,8 @@ from ..reporters import proposal as report
 from . import Output
 
 MAX_BODY = 1 << 20  # MLflow's payloads are a few hundred bytes
+MAX_CONNECTIONS = 32  # served at once; more are answered 503 at once, and MLflow retries them
+_BUSY = json.dumps({"error": f"busy: {MAX_CONNECTIONS} connections are open; try again"}).encode()
 DESCRIPTION = "stagectl: new versions become promotion proposals; alias changes are checked for drift"
 
 
@@ -62,7 +65,7 @@ def serve(port: int, host: str, secret_env: str, push: str | None, file: Path, g
         worker.add(event.wants, event.model)
         return 202, {"status": "queued", "action": event.wants, "model": event.model}
 
-    server = ThreadingHTTPServer((host, port), _handler(handle, out))
+    server = _Server((host, port), _handler(handle, out), out)
     worker.start()
     out.info(f"Listening on http://{host}:{server.server_port}/ for MLflow's registry webhooks; proposals for "
              f"{file}" + (f", pushed to '{push}'" if push else ", kept in this checkout (no --push)"))
@@ -92,6 +95,43 @@ def _secret(name: str, out: Output) -> str:
                                    "export the webhook's secret there (the same for serve and register)"),))
     out.secrets = (*out.secrets, secret)  # masked in every line written, whatever the variable is called
     return secret
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, up to MAX_CONNECTIONS: a client that opens connections and sends nothing holds
+    threads only until their timeout, and never more than that many."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], out: Output) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._out, self._said = out, 0.0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots.acquire(blocking=False):
+            try:
+                super().process_request(request, client_address)
+            except BaseException:  # no thread to give the slot back
+                self._slots.release()
+                raise
+            return
+        if time.monotonic() - self._said > 60:  # said once a minute, not once per connection of a flood
+            self._said = time.monotonic()
+            self._out.info(f"busy: {MAX_CONNECTIONS} connections open; answering 503 to more (from "
+                           f"{client_address[0]}, among others)")
+        try:
+            request.settimeout(1)
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                            b"Retry-After: 10\r\nConnection: close\r\nContent-Length: "
+                            + str(len(_BUSY)).encode() + b"\r\n\r\n" + _BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def _handler(handle: Callable[[dict[str, str], bytes, str], tuple[int, dict[str, str]]],

@@ -152,3 +152,46 @@ def test_registry_events_start_proposals_and_forged_deliveries_are_refused(
         serve.terminate()
         serve.wait(timeout=30)
     assert serve.returncode == 0, log.read_text()[-3000:]
+
+
+def test_connections_beyond_the_cap_are_answered_503_at_once_and_service_resumes(tmp_path: Path) -> None:
+    """A client that opens connections and sends nothing must not take a thread each without end: past the
+    cap, connections are answered 503 at once (MLflow retries a delivery that gets one), and once the idle
+    ones close, requests are served again. No registry is needed: nothing here is a delivery."""
+    from controller.commands.webhook import MAX_CONNECTIONS
+
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, "apiVersion: stagectl/v1\nmodels:\n  m:\n    production: 1\n", "Serve v1")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {"HOOK_SECRET": "cap-secret-6620", "NO_COLOR": "1", "PATH": str(Path(STAGECTL).parent) + ":/usr/bin:/bin"}
+    serve = subprocess.Popen([STAGECTL, "webhook", "serve", "--port", str(port), "--secret-env", "HOOK_SECRET",
+                              "--tracking-uri", f"http://127.0.0.1:{free_port()}"], cwd=repo, env=env,
+                             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    idle: list[socket.socket] = []
+    try:
+        assert _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30), log.read_text()
+        assert status() == 405  # served: GET is not a delivery
+        for _ in range(MAX_CONNECTIONS):
+            idle.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(1)  # each has its thread now, waiting for a request that does not come
+        started = time.monotonic()
+        assert status() == 503
+        assert time.monotonic() - started < 3  # at once, not after the idle ones time out
+        for s in idle:
+            s.close()
+        assert _wait(lambda: status() == 405, 10)
+        assert "busy: 32 connections open; answering 503" in log.read_text()
+    finally:
+        for s in idle:
+            s.close()
+        serve.terminate()
+        serve.wait(timeout=30)
