@@ -299,7 +299,8 @@ def from_registry(models: list[str], given: uris.Given, out: Output, by: str = "
     live = registry.read(models or None)
     missing = sorted(set(models) - set(live.models))
     if missing:
-        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' does not exist") for m in missing))
+        raise ConfigError(tuple(Problem(registry.display_uri, f"model '{m}' " + (
+            planner.absent(m, hidden=True) if m in live.hidden else "does not exist")) for m in missing))
     text = declare.render(live, registry.display_uri, by)
     desired.parse(text, "exported stages.yaml")  # what we write must be what we read
     return live, text

@@ -133,7 +133,7 @@ def test_permissions_are_per_model_whatever_the_names(
 
 def test_a_model_kept_from_these_credentials_is_named_as_such_and_the_others_are_proposed(
         tmp_path: Path, auth_server: Server, unique: str) -> None:
-    """A server that denies one model to a user leaves it out of every search: plan and propose must say that
+    """A server that denies one model to a user leaves it out of every search: plan, export and propose must say that
     the credentials may not read it (not that it does not exist, as for a model that is truly missing), and
     go on with the others."""
     readable, denied, ghost = f"{unique}-open", f"{unique}-denied", f"{unique}-ghost"
@@ -160,6 +160,9 @@ def test_a_model_kept_from_these_credentials_is_named_as_such_and_the_others_are
     assert planned.returncode == 1, planned.stdout + planned.stderr
     assert f"{denied}: held, nothing planned for it: {kept} (stages.yaml:6:3)" in planned.stdout, planned.stdout
     assert f"{ghost}: held, nothing planned for it: does not exist in the registry" in planned.stdout
+    exported = stagectl("export", denied, ghost, "--tracking-uri", auth_server.uri, cwd=repo, env=_as(EDITOR))
+    assert exported.returncode == 1 and exported.stdout == ""
+    assert f"model '{denied}' {kept}" in exported.stderr and f"model '{ghost}' does not exist" in exported.stderr
 
     with FaultProxy(auth_server.uri) as proxy:
         proposed = stagectl("propose", "--tracking-uri", proxy.uri, "--format", "json", cwd=repo, env=_as(EDITOR))
