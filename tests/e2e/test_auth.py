@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,30 +27,38 @@ def _as(user: tuple[str, str]) -> dict[str, str]:
     return {"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]}
 
 
-@pytest.fixture(scope="module")
-def model(auth_server: Server) -> str:
+@contextmanager
+def _admin() -> Iterator[None]:
+    """This process talks to the server as its admin meanwhile (MLflow's client reads the environment)."""
     saved = dict(os.environ)
     os.environ.update(_as(ADMIN))
     try:
-        from mlflow.server import get_app_client
-
-        admin = get_app_client("basic-auth", tracking_uri=auth_server.uri)
-        seed.make_model(seed.client(auth_server.uri), "guarded", ["Production", "Staging"])
-        admin.grant_user_permission(EDITOR[0], "registered_model", "guarded", "EDIT")
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _models(server: Server, stages: list[str], grants: dict[str, str]) -> None:
+    """Models named as `grants`' keys, one version per entry of `stages`; the editor gets each one's permission."""
+    with _admin():
+        from mlflow.server import get_app_client
+
+        admin = get_app_client("basic-auth", tracking_uri=server.uri)
+        for name, permission in grants.items():
+            seed.make_model(seed.client(server.uri), name, stages)
+            admin.grant_user_permission(EDITOR[0], "registered_model", name, permission)
+
+
+@pytest.fixture(scope="module")
+def model(auth_server: Server) -> str:
+    _models(auth_server, ["Production", "Staging"], {"guarded": "EDIT"})
     return "guarded"
 
 
 def _snapshot(uri: str) -> object:
-    saved = dict(os.environ)
-    os.environ.update(_as(ADMIN))
-    try:
+    with _admin():
         return seed.snapshot(seed.client(uri), ["guarded"], times=True)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_read_may_plan_but_its_apply_is_refused_at_its_first_write_to_the_model(
@@ -100,18 +110,7 @@ def test_permissions_are_per_model_whatever_the_names(
     either alphabetical order."""
     editable, readonly = (f"{unique}-aa-edit", f"{unique}-zz-read") if editable_first else \
         (f"{unique}-zz-edit", f"{unique}-aa-read")
-    saved = dict(os.environ)
-    os.environ.update(_as(ADMIN))
-    try:
-        from mlflow.server import get_app_client
-
-        for name in (editable, readonly):
-            seed.make_model(seed.client(auth_server.uri), name, ["Production", "Staging"])
-        get_app_client("basic-auth", tracking_uri=auth_server.uri).grant_user_permission(
-            EDITOR[0], "registered_model", editable, "EDIT")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    _models(auth_server, ["Production", "Staging"], {editable: "EDIT", readonly: "READ"})
     body = "".join(f"  {name}:\n    production: 2\n" for name in sorted((editable, readonly)))
     write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nmodels:\n{body}")
     with FaultProxy(auth_server.uri) as proxy:
@@ -121,34 +120,19 @@ def test_permissions_are_per_model_whatever_the_names(
            "PERMISSION_DENIED" in result.stderr, result.stderr
     assert f"{editable}: promote version 2: Staging → Production ... applied" in result.stderr, result.stderr
     assert [p for _, p in writes_to(proxy, readonly)] == ["/api/2.0/mlflow/registered-models/set-tag"]
-    os.environ.update(_as(ADMIN))
-    try:
+    with _admin():
         stages = seed.snapshot(seed.client(auth_server.uri), [editable, readonly])
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     assert stages[editable]["stages"] == {"1": "Archived", "2": "Production"}  # type: ignore[index]
     assert stages[readonly]["stages"] == {"1": "Production", "2": "Staging"}  # type: ignore[index]
 
 
 def test_a_model_kept_from_these_credentials_is_named_as_such_and_the_others_are_proposed(
         tmp_path: Path, auth_server: Server, unique: str) -> None:
-    """A server that denies one model to a user leaves it out of every search: plan, export and propose must say that
-    the credentials may not read it (not that it does not exist, as for a model that is truly missing), and
+    """A server that denies one model to a user leaves it out of every search: plan, export and propose must say
+    that the credentials may not read it (not that it does not exist, as for a model that is truly missing), and
     go on with the others."""
     readable, denied, ghost = f"{unique}-open", f"{unique}-denied", f"{unique}-ghost"
-    saved = dict(os.environ)
-    os.environ.update(_as(ADMIN))
-    try:
-        from mlflow.server import get_app_client
-
-        for name in (readable, denied):
-            seed.make_model(seed.client(auth_server.uri), name, ["Production", "None"])
-        get_app_client("basic-auth", tracking_uri=auth_server.uri).grant_user_permission(
-            EDITOR[0], "registered_model", denied, "DENY")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    _models(auth_server, ["Production", "None"], {readable: "READ", denied: "DENY"})
     repo = make_repo(tmp_path / "repo")
     body = "".join(f"  {name}:\n    production: 1\n    policy: {{propose: [staging]}}\n"
                    for name in (readable, denied, ghost))

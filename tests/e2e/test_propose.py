@@ -46,6 +46,19 @@ def _file(name: str, production: int, staging: int, policy: str = POLICY) -> str
             f"    production: {production}\n    staging: {staging}\n    archived: []\n{policy}")
 
 
+def _three_versions(server: Server, name: str, tmp_path: Path) -> Path:
+    """A repository whose file serves v1 (val_auc 0.93) and stages v2 (0.95) under POLICY, applied with v2 entering
+    staging two days ago by the applying runner's clock; then v3 (0.91), newer than anything the file names."""
+    _register(server, name, [0.93, 0.95])
+    repo = make_repo(tmp_path / "repo")
+    commit_file(repo, _file(name, 1, 2, policy=""), "Serve v1, stage v2")  # before the gates
+    staged = stagectl("apply", "--tracking-uri", server.uri, cwd=repo, env=skewed("-2d"))
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    commit_file(repo, _file(name, 1, 2), "Gate promotions, and propose them")
+    _register(server, name, [0.91], create=False)
+    return repo
+
+
 def _branch_file(repo: Path, branch: str) -> str:
     return git(repo, "show", f"{branch}:stages.yaml") + "\n"
 
@@ -53,15 +66,8 @@ def _branch_file(repo: Path, branch: str) -> str:
 def test_new_versions_and_ready_staging_versions_become_branches_and_newer_candidates_replace_them(
         tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
     name = f"{unique} fr\"aud\\ 🚀's"  # a branch's plain spelling of it is checked too
-    _register(mlflow_server, name, [0.93, 0.95])
-    repo = make_repo(tmp_path / "repo")
+    repo = _three_versions(mlflow_server, name, tmp_path)
     uri = ["--tracking-uri", mlflow_server.uri]
-    # Before the gates: v1 serves, and v2 enters staging two days ago, as the applying runner's clock says.
-    commit_file(repo, _file(name, 1, 2, policy=""), "Serve v1, stage v2")
-    staged = stagectl("apply", *uri, cwd=repo, env=skewed("-2d"))
-    assert staged.returncode == 0, staged.stdout + staged.stderr
-    commit_file(repo, _file(name, 1, 2), "Gate promotions, and propose them")
-    _register(mlflow_server, name, [0.91], create=False)  # v3: newer than anything the file names
     main = git(repo, "rev-parse", "HEAD")
     before = (repo / "stages.yaml").read_text()
 
@@ -258,14 +264,8 @@ def test_proposals_on_an_older_mlflow_server(tmp_path: Path, own_old_server: Ser
     proposals come out as on a current server, with not one write to the registry. Webhooks are refused with
     the reason: these servers have none."""
     name = "fraud 'q' 🚀"
-    _register(own_old_server, name, [0.93, 0.95])
-    repo = make_repo(tmp_path / "repo")
+    repo = _three_versions(own_old_server, name, tmp_path)
     uri = ["--tracking-uri", own_old_server.uri]
-    commit_file(repo, _file(name, 1, 2, policy=""), "Serve v1, stage v2")
-    staged = stagectl("apply", *uri, cwd=repo, env=skewed("-2d"))
-    assert staged.returncode == 0, staged.stdout + staged.stderr
-    commit_file(repo, _file(name, 1, 2), "Gate promotions, and propose them")
-    _register(own_old_server, name, [0.91], create=False)  # v3
 
     with FaultProxy(own_old_server.uri) as proxy:
         proposed = stagectl("propose", "--tracking-uri", proxy.uri, "--format", "json", cwd=repo)
