@@ -63,8 +63,8 @@ def check_model(model: DesiredModel, have: LiveModel | None, known: Collection[s
 def absent(name: str, known: Collection[str] = (), hidden: bool = False) -> str:
     """Why a model the file names is not in the registry as read."""
     if hidden:
-        return ("may not be read with these credentials (the registry answered PERMISSION_DENIED for it): grant "
-                "them READ on the model, or take it out of this file")
+        return ("may not be read with these credentials (the registry answered PERMISSION_DENIED for it): give "
+                "them read access to the model (READ, in MLflow's basic auth), or take it out of this file")
     close = _closest(name, known)
     return "does not exist in the registry" + (f"; did you mean '{close}'?" if close else "")
 

@@ -137,8 +137,8 @@ def test_a_model_kept_from_these_credentials_is_named_as_such_and_the_others_are
     body = "".join(f"  {name}:\n    production: 1\n    policy: {{propose: [staging]}}\n"
                    for name in (readable, denied, ghost))
     commit_file(repo, f"apiVersion: stagectl/v1\nmodels:\n{body}", "Serve v1")
-    kept = "may not be read with these credentials (the registry answered PERMISSION_DENIED for it): grant them " \
-           "READ on the model, or take it out of this file"
+    kept = "may not be read with these credentials (the registry answered PERMISSION_DENIED for it): give them " \
+           "read access to the model (READ, in MLflow's basic auth), or take it out of this file"
 
     planned = stagectl("plan", "--tracking-uri", auth_server.uri, cwd=repo, env=_as(EDITOR))
     assert planned.returncode == 1, planned.stdout + planned.stderr
