@@ -3,9 +3,11 @@ instead of at the next scheduled run. Webhooks are hints: the scheduled workflow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -140,6 +142,21 @@ def _handler(handle: Callable[[dict[str, str], bytes, str], tuple[int, dict[str,
         server_version = "stagectl"
         sys_version = ""
         timeout = 10  # seconds a client may take to send its request: a silent one does not hold a thread
+
+        def handle(self) -> None:
+            # `timeout` bounds each read; this bounds the whole request, so a client sending a byte now and then
+            # cannot keep its connection (one of MAX_CONNECTIONS) for longer either.
+            cut = threading.Timer(self.timeout, self._cut)
+            cut.daemon = True
+            cut.start()
+            try:
+                super().handle()
+            finally:
+                cut.cancel()
+
+        def _cut(self) -> None:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
 
         def do_POST(self) -> None:
             if self.path.split("?", 1)[0] != "/":

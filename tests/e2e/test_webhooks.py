@@ -154,12 +154,9 @@ def test_registry_events_start_proposals_and_forged_deliveries_are_refused(
     assert serve.returncode == 0, log.read_text()[-3000:]
 
 
-def test_connections_beyond_the_cap_are_answered_503_at_once_and_service_resumes(tmp_path: Path) -> None:
-    """A client that opens connections and sends nothing must not take a thread each without end: past the
-    cap, connections are answered 503 at once (MLflow retries a delivery that gets one), and once the idle
-    ones close, requests are served again. No registry is needed: nothing here is a delivery."""
-    from controller.commands.webhook import MAX_CONNECTIONS
-
+@pytest.fixture
+def bare_serve(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """`stagectl webhook serve` with no registry behind it (nothing here is a delivery): its port and its log."""
     repo = make_repo(tmp_path / "repo")
     commit_file(repo, "apiVersion: stagectl/v1\nmodels:\n  m:\n    production: 1\n", "Serve v1")
     port = free_port()
@@ -168,30 +165,65 @@ def test_connections_beyond_the_cap_are_answered_503_at_once_and_service_resumes
     serve = subprocess.Popen([STAGECTL, "webhook", "serve", "--port", str(port), "--secret-env", "HOOK_SECRET",
                               "--tracking-uri", f"http://127.0.0.1:{free_port()}"], cwd=repo, env=env,
                              stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def status() -> int:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as e:
-            return e.code
-
-    idle: list[socket.socket] = []
     try:
         assert _wait(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30), log.read_text()
-        assert status() == 405  # served: GET is not a delivery
-        for _ in range(MAX_CONNECTIONS):
-            idle.append(socket.create_connection(("127.0.0.1", port)))
+        yield port, log
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+
+
+def _status(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_connections_beyond_the_cap_are_answered_503_at_once_and_service_resumes(
+        bare_serve: tuple[int, Path]) -> None:
+    """A client that opens connections and sends nothing must not take a thread each without end: past the
+    cap, connections are answered 503 at once (MLflow retries a delivery that gets one), and once the idle
+    ones close, requests are served again."""
+    from controller.commands.webhook import MAX_CONNECTIONS
+
+    port, log = bare_serve
+    assert _status(port) == 405  # served: GET is not a delivery
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS)]
+    try:
         time.sleep(1)  # each has its thread now, waiting for a request that does not come
         started = time.monotonic()
-        assert status() == 503
+        assert _status(port) == 503
         assert time.monotonic() - started < 3  # at once, not after the idle ones time out
-        for s in idle:
-            s.close()
-        assert _wait(lambda: status() == 405, 10)
-        assert "busy: 32 connections open; answering 503" in log.read_text()
     finally:
         for s in idle:
             s.close()
-        serve.terminate()
-        serve.wait(timeout=30)
+    assert _wait(lambda: _status(port) == 405, 10)
+    assert f"busy: {MAX_CONNECTIONS} connections open; answering 503" in log.read_text()
+
+
+def test_a_client_that_trickles_its_request_is_cut_off_after_the_timeout(bare_serve: tuple[int, Path]) -> None:
+    """One byte a second never trips a per-read timeout; the request as a whole gets 10 seconds."""
+    port, _ = bare_serve
+    trickle = socket.create_connection(("127.0.0.1", port))
+    trickle.settimeout(0.5)
+    started = time.monotonic()
+    closed_after = None
+    try:
+        trickle.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        while time.monotonic() - started < 20:
+            try:
+                trickle.sendall(b"X")
+                if trickle.recv(1024) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.5)
+    finally:
+        trickle.close()
+    assert closed_after is not None and 9 < closed_after < 14, closed_after
