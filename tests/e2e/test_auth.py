@@ -158,3 +158,22 @@ def test_a_model_kept_from_these_credentials_is_named_as_such_and_the_others_are
     assert git(repo, "branch", "--list", "stagectl/promote/*").split() == [f"stagectl/promote/{readable}/staging"]
     assert writes(proxy) == []
     assert EDITOR[1] not in proposed.stdout + proposed.stderr
+
+
+def test_permissions_are_per_model_in_aliases_mode_too(tmp_path: Path, auth_server: Server, unique: str) -> None:
+    """Aliases mode writes other things first (its lifecycle tag, the alias, the archive tag): a model the user
+    may only read is still refused at its first write, with nothing of it written, and the other goes on."""
+    editable, readonly = f"{unique}-al-edit", f"{unique}-al-read"
+    _models(auth_server, ["None", "None"], {editable: "EDIT", readonly: "READ"})
+    body = "".join(f"  {name}:\n    production: 2\n" for name in (editable, readonly))
+    write(tmp_path / "stages.yaml", f"apiVersion: stagectl/v1\nlifecycle: aliases\nmodels:\n{body}")
+    with FaultProxy(auth_server.uri) as proxy:
+        result = stagectl("apply", "--allow-dirty", "--tracking-uri", proxy.uri, cwd=tmp_path, env=_as(EDITOR))
+    assert result.returncode == 1
+    assert f"{readonly}: " in result.stderr and "answered PERMISSION_DENIED" in result.stderr, result.stderr
+    assert [p for _, p in writes_to(proxy, readonly)] == ["/api/2.0/mlflow/registered-models/set-tag"]
+    with _admin():
+        client = seed.client(auth_server.uri)
+        assert client.get_registered_model(editable).aliases == {"production": "2"}
+        refused = client.get_registered_model(readonly)
+    assert refused.aliases == {} and not any(k.startswith("stagectl.") for k in refused.tags)
