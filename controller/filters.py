@@ -50,6 +50,11 @@ def equals(name: str) -> str:
     return f"name LIKE '{_UNSAFE_IN_LIKE.sub('_', name)}'"
 
 
+def starting(prefix: str) -> str:
+    """Names that start like `prefix`: a LIKE superset (its quotes and backslashes match any one character)."""
+    return f"name LIKE '{_UNSAFE_IN_LIKE.sub('_', prefix)}%'"
+
+
 def _escape(char: str) -> str:
     code = ord(char)
     if code < 0x100:

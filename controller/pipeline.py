@@ -91,11 +91,13 @@ def owner(state: DesiredState, file: Path) -> str:
 
 def known_names(state: DesiredState, live: LiveState, registry: Registry) -> list[str]:
     """The registry's model names, to suggest for a model the file names and the registry lacks: one more
-    request, made only then (none when every model is there, or kept from these credentials)."""
-    if all(m.name in live.models or m.name in live.hidden for m in state.models):
+    request, made only then (a few more in a registry of more than one page of models; none when every model
+    is there, or kept from these credentials)."""
+    missing = [m.name for m in state.models if m.name not in live.models and m.name not in live.hidden]
+    if not missing:
         return []
     with contextlib.suppress(RegistryError):  # the suggestion is a courtesy: the problem stands without it
-        return registry.model_names()
+        return registry.model_names(missing)
     return []
 
 

@@ -36,6 +36,7 @@ CONNECT_TIMEOUT = 5.0
 _PAGE_MODELS = 1000  # the server's maximum for search_registered_models
 _PAGE_VERSIONS = 200_000  # the server's maximum for search_model_versions
 _PARALLEL_READS = 8  # searches side by side, name by name, on a server that takes no list of names
+_NEAR, _PREFIX = 5, 3  # a misspelt name's look-alikes: searched for the first 5, by their first 3 characters
 _PROBE_HIDDEN = 20  # missing models asked for one by one, to tell "not there" from "not yours to read"
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
 
@@ -267,10 +268,16 @@ class Registry:
         with ThreadPoolExecutor(max_workers=_PARALLEL_READS if self.parallel_writes else 1) as pool:
             return [item for items in pool.map(one, names) for item in items]
 
-    def model_names(self) -> list[str]:
-        """Some of the registry's model names (one page), for a "did you mean" when a model is missing."""
+    def model_names(self, near: Collection[str] = ()) -> list[str]:
+        """Some of the registry's model names, for a "did you mean" when the models `near` are missing: one page,
+        and when the registry holds more, those that start like the first few of them (one search each)."""
         page = self._call(functools.partial(self._search_models, "", None))
-        return [rm.name for rm in page if rm.name != self.lease_model]
+        found = {rm.name for rm in page}
+        for name in sorted(near)[:_NEAR] if page.token and self._filterable else ():
+            with contextlib.suppress(RegistryError):  # a registry that cannot search so has the first page only
+                found |= {rm.name for rm in self._call(functools.partial(
+                    self._search_models, filters.starting(name[:_PREFIX]), None))}
+        return sorted(found - {self.lease_model})
 
     def _search_versions(self, filter_string: str, token: str | None) -> Any:
         return self._client.search_model_versions(

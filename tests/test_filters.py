@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils
 
@@ -28,3 +30,11 @@ def test_one_name_reads_back_exactly_or_as_a_pattern_that_matches_it(name: str) 
         assert "'" in name and '"' in name and condition["comparator"] == "LIKE"
         assert len(condition["value"]) == len(name)
         assert all(p == c or p == "_" for p, c in zip(condition["value"], name, strict=True))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_prefix_parses_as_a_pattern_that_matches_every_name_starting_with_it(name: str) -> None:
+    [condition] = SearchModelUtils.parse_search_filter(filters.starting(name[:3]))
+    assert condition["comparator"] == "LIKE" and condition["value"].endswith("%")
+    pattern = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in condition["value"])
+    assert re.fullmatch(pattern, name, re.DOTALL)

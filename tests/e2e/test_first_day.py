@@ -10,6 +10,7 @@ import pytest
 from tests import seed
 from tests.conftest import Server
 from tests.e2e.helpers import stagectl
+from tests.servers import start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +84,22 @@ def test_a_misspelt_model_gets_the_registry_name_it_resembles(
         result = stagectl(*command, "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert f"{unique}-fraud-detectr: held, nothing planned for it: {hint}" in result.stdout, result.stdout
+
+
+def test_a_misspelt_model_gets_its_look_alike_beyond_the_first_page_of_models(tmp_path: Path) -> None:
+    """A registry of more models than one search page holds: the name a misspelling resembles sorts after the
+    first page, and is found by searching for names that start like it."""
+    server = start_server(tmp_path)
+    try:
+        seed.bulk(server.backend, "another-model", 1001, 2)  # a full page of 1,000 sorts before the one meant
+        seed.bulk(server.backend, "zz-fraud-detector", 1, 2)
+        _file(tmp_path, "zz-fraud-detectr-00000")
+        planned = stagectl("plan", "--tracking-uri", server.uri, cwd=tmp_path)
+    finally:
+        stop_server(server)
+    assert planned.returncode == 1
+    assert "zz-fraud-detectr-00000: held, nothing planned for it: does not exist in the registry; did you mean " \
+           "'zz-fraud-detector-00000'?" in planned.stdout, planned.stdout
 
 
 def test_history_without_a_stages_file_says_file_not_found(tmp_path: Path) -> None:
