@@ -83,7 +83,7 @@ def _planned(file: Path, uri: str, cwd: Path) -> list[dict[str, str]]:
 
 
 def test_aliases_mode_promotes_and_archives_without_one_stage_call_and_readers_follow_it(
-        tmp_path: Path, mlflow_server: Server, registry: seed.ModelRegistryClient, unique: str) -> None:
+        tmp_path: Path, mlflow_server: Server, unique: str) -> None:
     _aliases_story(mlflow_server, f"{unique}-aliases 'q' \\ 🚀", tmp_path)
 
 
