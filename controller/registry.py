@@ -420,7 +420,9 @@ class Registry:
                 description="Held by a running stagectl apply, deleted when it finishes. If no apply is running, "
                             "the next one takes it over once it has seen it unchanged for its ttl_seconds."))
         except RegistryError as e:
-            if e.code == "RESOURCE_ALREADY_EXISTS":
+            # The name was taken. MLflow's store then reads the model to word its answer, and when the holder
+            # deleted it in between, that read answers "does not exist": the lease was held, and is free now.
+            if e.code in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 return False
             raise
         return True

@@ -233,3 +233,31 @@ def test_our_own_create_whose_reply_was_lost_is_recognised() -> None:
     held = lease.acquire(memory, "me", lease.LeasePolicy(ttl=60), clock=clock, sleep=clock.sleep)
     held.check()
     assert memory.tags is not None and memory.tags["owner"] == "me"
+
+
+def test_a_lease_released_while_mlflow_words_its_refusal_is_free_not_an_error(tmp_path: object) -> None:
+    """MLflow's SQL store, refused a name that exists, reads that model to word its answer; when the holder
+    deletes the lease in that moment, the answer is "does not exist". The race is forced on MLflow's own store:
+    that read runs only after the holder's delete. A waiter must take it as "held, now free" and take it."""
+    from pathlib import Path
+
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    from controller.registry import Registry
+
+    uri = f"sqlite:///{Path(str(tmp_path)) / 'mlflow.db'}"
+    SqlAlchemyStore(uri)  # a registry's tables
+    registry = Registry(uri)
+    assert registry.create_lease({"owner": "holder"})
+    store = registry._client.store
+    original = store.get_registered_model
+
+    def holder_releases_first(name: str) -> object:
+        store.get_registered_model = original
+        registry.drop_lease()  # the holder's release lands between the refused insert and this read
+        return original(name)
+
+    store.get_registered_model = holder_releases_first
+    taken = lease.acquire(registry, "waiter", lease.LeasePolicy(ttl=30, wait=5, poll=0.1), sleep=lambda s: None)
+    assert store.get_registered_model is original  # the race did happen
+    assert taken.owner == (registry.lease_holder() or {}).get("owner") == "waiter"
